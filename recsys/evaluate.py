@@ -89,7 +89,7 @@ def select_on_validation(
     trials = []
     for p in points:
         params = {**spec.params, **p}
-        model = spec.factory(**params).fit(split.train)
+        model = spec.factory(**params).fit(split.train, validation=(split.val_foldin, split.val_holdout))
         res = evaluate_on_users(model, split.val_foldin, split.val_holdout)
         trials.append({**p, metric: res[metric]})
         logger.info("validation %s %s: %s=%.4f", spec.name, p, metric, res[metric])
@@ -120,7 +120,7 @@ def run_protocol(
             params, trials = select_on_validation(spec, split)
             model = spec.factory(**params)
             t0 = time.perf_counter()
-            model.fit(split.train)
+            model.fit(split.train, validation=(split.val_foldin, split.val_holdout))
             fit_s = time.perf_counter() - t0
             res = evaluate_on_users(model, split.test_foldin, split.test_holdout)
             rows.append(

@@ -28,6 +28,9 @@ logger = logging.getLogger("recsys")
 #: ``progress(epoch, elapsed_seconds, info)`` called by long fits; ``info`` is a dict of numbers.
 ProgressCallback = Callable[[int, float, dict], None]
 
+#: (fold-in histories, held-out items) of validation users, both CSR (n_val_users, n_items).
+Validation = tuple[sp.csr_matrix, sp.csr_matrix]
+
 MODEL_CLASSES: dict[str, type[Recommender]] = {}
 
 
@@ -146,7 +149,7 @@ class Recommender:
         start = time.perf_counter()
         self.n_items_ = train.n_items
         try:
-            self._fit(train, progress)
+            self._fit(train, validation, progress)
         except BaseException:
             self.n_items_ = None
             raise
@@ -154,7 +157,7 @@ class Recommender:
         logger.info("fitted %s on %s in %.1f s", self, train.name, self.fit_seconds_)
         return self
 
-    def _fit(self, train: Dataset, progress: ProgressCallback | None) -> None:
+    def _fit(self, train: Dataset, validation: Validation | None, progress: ProgressCallback | None) -> None:
         raise NotImplementedError
 
     # ---- scoring ------------------------------------------------------------------------

@@ -38,7 +38,7 @@ class EASE(Recommender):
     def __init__(self, *, l2: float = 500.0):
         self.l2 = l2
 
-    def _fit(self, train: Dataset, progress) -> None:
+    def _fit(self, train: Dataset, validation, progress) -> None:
         if not self.l2 > 0:
             raise ValueError(f"l2 must be > 0, got {self.l2}")
         x = train.binary().astype(np.float64)

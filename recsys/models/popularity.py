@@ -26,7 +26,7 @@ class Popularity(Recommender):
     def __init__(self, *, weighted: bool = False):
         self.weighted = weighted
 
-    def _fit(self, train: Dataset, progress) -> None:
+    def _fit(self, train: Dataset, validation, progress) -> None:
         x = train.interactions if self.weighted else train.binary()
         self.item_counts_ = np.asarray(x.sum(axis=0), dtype=np.float32).ravel()
 
