@@ -66,22 +66,16 @@ def as_csr(histories: Any, n_items: int) -> sp.csr_matrix:
         if arr.ndim == 1:
             arr = arr[None, :]
         if arr.ndim != 2:
-            raise ValueError(
-                f"histories must be 2-D (users x items), got shape {arr.shape}"
-            )
+            raise ValueError(f"histories must be 2-D (users x items), got shape {arr.shape}")
         x = sp.csr_matrix(arr)
     if x.shape[1] != n_items:
-        raise ValueError(
-            f"histories have {x.shape[1]} item columns but the model knows {n_items} items"
-        )
+        raise ValueError(f"histories have {x.shape[1]} item columns but the model knows {n_items} items")
     if x.nnz and not np.isfinite(x.data).all():
         raise ValueError("histories contain NaN or infinite weights")
     return x
 
 
-def top_k(
-    scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices and scores of the k best items per row, best first; ``exclude``d entries never appear.
 
     Uses argpartition then a sort of the k survivors: O(n_items) per row, not a full sort.
@@ -103,7 +97,7 @@ def top_k(
 class Recommender:
     """Base class: fit on a training Dataset, score CSR batches of histories.
 
-    Subclasses implement ``_fit(train, progress)`` and ``_score(x)``, and list their learned
+    Subclasses implement ``_fit(train, validation, progress)`` and ``_score(x)``, and list their learned
     arrays in ``_state()`` / ``_set_state()`` so the registry can save them without pickle.
     """
 
@@ -134,14 +128,21 @@ class Recommender:
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
-            raise NotFittedError(
-                f"{type(self).__name__} is not fitted: call fit() or load it from the registry"
-            )
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load it from the registry")
 
     def fit(
-        self, train: Dataset, *, progress: ProgressCallback | None = None
+        self,
+        train: Dataset,
+        *,
+        validation: Validation | None = None,
+        progress: ProgressCallback | None = None,
     ) -> Recommender:
-        """Learn from the training users' interactions. Returns self."""
+        """Learn from the training users' interactions. Returns self.
+
+        ``validation`` = (fold-in, held-out) CSR pair of validation users, for families that stop
+        early on validation NDCG@100; the others ignore it. ``progress(epoch, elapsed, info)`` is
+        called after each epoch by families that train in epochs.
+        """
         if not isinstance(train, Dataset):
             raise TypeError(f"fit expects a recsys Dataset, got {type(train).__name__}")
         if train.n_users == 0 or train.interactions.nnz == 0:
@@ -167,9 +168,7 @@ class Recommender:
         x = as_csr(histories, self.n_items_)
         out = np.asarray(self._score(x), dtype=np.float32)
         if out.shape != x.shape:
-            raise RuntimeError(
-                f"{type(self).__name__}._score returned shape {out.shape}, expected {x.shape}"
-            )
+            raise RuntimeError(f"{type(self).__name__}._score returned shape {out.shape}, expected {x.shape}")
         return out
 
     def _score(self, x: sp.csr_matrix) -> np.ndarray:
@@ -215,9 +214,7 @@ class LatentRecommender(Recommender):
     def encode(self, histories: sp.csr_matrix) -> np.ndarray:
         """Latent points (n_users, d) for users given by their histories."""
         self._check_fitted()
-        return np.asarray(
-            self._encode(as_csr(histories, self.n_items_)), dtype=np.float32
-        )
+        return np.asarray(self._encode(as_csr(histories, self.n_items_)), dtype=np.float32)
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         """Scores (n_users, n_items) for latent points."""
