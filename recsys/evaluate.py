@@ -54,9 +54,7 @@ def evaluate_on_users(
             sums[k] = sums.get(k, 0.0) + float(v.sum())
         n += len(next(iter(m.values())))
     out = {k: v / max(n, 1) for k, v in sums.items()}
-    out["coverage@20"] = (
-        len(np.unique(np.concatenate(covered))) / foldin.shape[1] if covered else 0.0
-    )
+    out["coverage@20"] = len(np.unique(np.concatenate(covered))) / foldin.shape[1] if covered else 0.0
     out["score_ms_per_user"] = 1000 * score_time / max(1, foldin.shape[0])
     out["n_users"] = n
     return out

@@ -186,15 +186,11 @@ class Registry:
         if not model.is_fitted:
             raise RegistryError("only fitted models can be saved")
         if dataset.n_items != model.n_items_:
-            raise RegistryError(
-                f"dataset has {dataset.n_items} items but the model has {model.n_items_}"
-            )
+            raise RegistryError(f"dataset has {dataset.n_items} items but the model has {model.n_items_}")
         model_id = check_model_id(model_id or f"{model.family}-{dataset.name}")
         final = self.root / model_id
         if final.exists() and not overwrite:
-            raise RegistryError(
-                f"model {model_id!r} already exists in {self.root}; pass overwrite=True to replace it"
-            )
+            raise RegistryError(f"model {model_id!r} already exists in {self.root}; pass overwrite=True to replace it")
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{model_id}-", dir=self.root))
         try:
@@ -229,22 +225,15 @@ class Registry:
                 "info": _jsonable(info or {}),
                 "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                 "versions": package_versions(),
-                "files": {
-                    f: {"sha256": _sha256(tmp / f), "bytes": (tmp / f).stat().st_size}
-                    for f in files
-                },
+                "files": {f: {"sha256": _sha256(tmp / f), "bytes": (tmp / f).stat().st_size} for f in files},
             }
-            (tmp / MANIFEST).write_text(
-                json.dumps(manifest, indent=2, ensure_ascii=False)
-            )
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
             for f in [*files, MANIFEST]:
                 with open(tmp / f, "rb+") as fh:
                     os.fsync(fh.fileno())
             _fsync_dir(tmp)
             if final.exists():
-                trash = Path(
-                    tempfile.mkdtemp(prefix=f".trash-{model_id}-", dir=self.root)
-                )
+                trash = Path(tempfile.mkdtemp(prefix=f".trash-{model_id}-", dir=self.root))
                 os.replace(final, trash / model_id)
                 os.replace(tmp, final)
                 shutil.rmtree(trash, ignore_errors=True)
@@ -277,18 +266,14 @@ class Registry:
         path = self.root / check_model_id(model_id)
         if not (path / MANIFEST).is_file():
             known = ", ".join(e.model_id for e in self.list()) or "none"
-            raise RegistryError(
-                f"no model {model_id!r} in {self.root} (known: {known})"
-            )
+            raise RegistryError(f"no model {model_id!r} in {self.root} (known: {known})")
         return path
 
     def ids(self) -> list[str]:
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name
-            for p in self.root.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and _ID_RE.match(p.name)
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".") and _ID_RE.match(p.name)
         )
 
     def list(self) -> list[ModelEntry]:
@@ -306,9 +291,7 @@ class Registry:
         try:
             manifest = json.loads(path.read_text())
         except FileNotFoundError:
-            raise RegistryError(
-                f"model {model_id!r}: {MANIFEST} is missing ({path})"
-            ) from None
+            raise RegistryError(f"model {model_id!r}: {MANIFEST} is missing ({path})") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise RegistryError(
                 f"model {model_id!r}: {MANIFEST} is not valid JSON ({e}); remove the model and retrain it"
@@ -323,7 +306,8 @@ class Registry:
             )
         if manifest.get("model_id") != model_id:
             raise RegistryError(
-                f"model {model_id!r}: its manifest names model {manifest.get('model_id')!r} (a copied or swapped manifest)"
+                f"model {model_id!r}: its manifest names model {manifest.get('model_id')!r} "
+                "(a copied or swapped manifest)"
             )
         for key in ("family", "params", "files", "dataset"):
             if key not in manifest:
@@ -343,21 +327,18 @@ class Registry:
             return [f"model {model_id!r}: manifest's file list is incomplete"]
         for name, meta in files.items():
             if name not in (WEIGHTS, EXTRAS, ITEMS):
-                problems.append(
-                    f"model {model_id!r}: manifest lists an unexpected file {name!r}"
-                )
+                problems.append(f"model {model_id!r}: manifest lists an unexpected file {name!r}")
                 continue
             f = path / name
             if not f.is_file():
                 problems.append(f"model {model_id!r}: {name} is missing")
             elif f.stat().st_size != meta.get("bytes"):
                 problems.append(
-                    f"model {model_id!r}: {name} has {f.stat().st_size} bytes, manifest says {meta.get('bytes')} (truncated or replaced)"
+                    f"model {model_id!r}: {name} has {f.stat().st_size} bytes, manifest says "
+                    f"{meta.get('bytes')} (truncated or replaced)"
                 )
             elif _sha256(f) != meta.get("sha256"):
-                problems.append(
-                    f"model {model_id!r}: {name} does not match its sha256 (modified after saving)"
-                )
+                problems.append(f"model {model_id!r}: {name} does not match its sha256 (modified after saving)")
         return problems
 
     def load(self, model_id: str) -> LoadedModel:
@@ -385,14 +366,8 @@ class Registry:
             extras = _load_arrays(path / EXTRAS) if (path / EXTRAS).is_file() else {}
         except RegistryError:
             raise
-        except (
-            Exception
-        ) as e:  # a file that passed its checksum but does not fit this code
-            raise RegistryError(
-                f"model {model_id!r} could not be rebuilt ({type(e).__name__}: {e}); retrain it"
-            ) from e
+        except Exception as e:  # a file that passed its checksum but does not fit this code
+            raise RegistryError(f"model {model_id!r} could not be rebuilt ({type(e).__name__}: {e}); retrain it") from e
         if len(items) != model.n_items_:
-            raise RegistryError(
-                f"model {model_id!r}: {len(items)} items stored for a model of {model.n_items_}"
-            )
+            raise RegistryError(f"model {model_id!r}: {len(items)} items stored for a model of {model.n_items_}")
         return LoadedModel(model=model, manifest=manifest, items=items, extras=extras)

@@ -54,29 +54,19 @@ class Dataset:
     def __post_init__(self) -> None:
         x = self.interactions
         if not sp.isspmatrix_csr(x) and not isinstance(x, sp.csr_array):
-            raise TypeError(
-                f"interactions must be a CSR matrix, got {type(x).__name__}"
-            )
+            raise TypeError(f"interactions must be a CSR matrix, got {type(x).__name__}")
         n_users, n_items = x.shape
         if len(self.items) != n_items:
-            raise ValueError(
-                f"items table has {len(self.items)} rows but interactions have {n_items} columns"
-            )
+            raise ValueError(f"items table has {len(self.items)} rows but interactions have {n_items} columns")
         missing = [c for c in ITEM_COLUMNS if c not in self.items.columns]
         if missing:
             raise ValueError(f"items table lacks columns {missing}")
         if len(self.user_ids) != n_users:
-            raise ValueError(
-                f"{len(self.user_ids)} user ids for {n_users} interaction rows"
-            )
+            raise ValueError(f"{len(self.user_ids)} user ids for {n_users} interaction rows")
         if self.timestamps is not None and len(self.timestamps) != x.nnz:
-            raise ValueError(
-                f"{len(self.timestamps)} timestamps for {x.nnz} interactions"
-            )
+            raise ValueError(f"{len(self.timestamps)} timestamps for {x.nnz} interactions")
         if self.user_features is not None and len(self.user_features) != n_users:
-            raise ValueError(
-                f"user_features has {len(self.user_features)} rows for {n_users} users"
-            )
+            raise ValueError(f"user_features has {len(self.user_features)} rows for {n_users} users")
 
     # ---- shape and maps -------------------------------------------------------------------
     @property
@@ -129,9 +119,7 @@ class Dataset:
                     rows.append(i)
                     cols.append(j)
         data = np.ones(len(rows), dtype=np.float32)
-        m = sp.csr_matrix(
-            (data, (rows, cols)), shape=(self.n_items, len(vocab)), dtype=np.float32
-        )
+        m = sp.csr_matrix((data, (rows, cols)), shape=(self.n_items, len(vocab)), dtype=np.float32)
         m.data[:] = 1.0  # an item listing a tag twice still carries it once
         return m
 
@@ -145,9 +133,7 @@ class Dataset:
             h.update(np.ascontiguousarray(arr).tobytes())
         h.update(np.asarray(self.user_ids).astype(str).astype("U").tobytes())
         h.update(
-            pd.util.hash_pandas_object(
-                self.items[["item_id", "title", "artist"]].astype(str), index=False
-            )
+            pd.util.hash_pandas_object(self.items[["item_id", "title", "artist"]].astype(str), index=False)
             .to_numpy()
             .tobytes()
         )
@@ -157,9 +143,7 @@ class Dataset:
         return h.hexdigest()
 
     # ---- slicing ------------------------------------------------------------------------
-    def subset(
-        self, users: np.ndarray | None = None, items: np.ndarray | None = None
-    ) -> Dataset:
+    def subset(self, users: np.ndarray | None = None, items: np.ndarray | None = None) -> Dataset:
         """A new Dataset restricted to these user rows and item columns (index arrays, order kept)."""
         x = self.interactions
         ts = None
@@ -183,11 +167,7 @@ class Dataset:
             order = sp.csr_matrix(order)
             order.sort_indices()
             ts = self.timestamps[order.data - 1]
-        items_df = (
-            self.items
-            if items is None
-            else self.items.iloc[items].reset_index(drop=True)
-        )
+        items_df = self.items if items is None else self.items.iloc[items].reset_index(drop=True)
         user_ids = self.user_ids if users is None else self.user_ids[users]
         feats = self.user_features
         if feats is not None and users is not None:
@@ -224,9 +204,7 @@ class Dataset:
             "density": nnz / max(1, self.n_users * self.n_items),
             "tags": len(self.tag_vocabulary),
             "timestamps": self.timestamps is not None,
-            "user_features": None
-            if self.user_features is None
-            else list(self.user_features.columns),
+            "user_features": None if self.user_features is None else list(self.user_features.columns),
             "fingerprint": self.fingerprint[:16],
         }
 
@@ -260,14 +238,10 @@ def build_dataset(
     cols = idx.get_indexer(item_ids)
     if (cols < 0).any():
         bad = item_ids[cols < 0][:5]
-        raise ValueError(
-            f"interactions reference items not in the item table: {list(bad)}"
-        )
+        raise ValueError(f"interactions reference items not in the item table: {list(bad)}")
     n_users, n_items = len(uniq_users), len(items)
     key = rows.astype(np.int64) * n_items + cols
-    order = np.lexsort(
-        (timestamps if timestamps is not None else np.arange(len(key)), key)
-    )
+    order = np.lexsort((timestamps if timestamps is not None else np.arange(len(key)), key))
     key_sorted = key[order]
     last = np.r_[key_sorted[1:] != key_sorted[:-1], True]
     first = np.r_[True, key_sorted[1:] != key_sorted[:-1]]

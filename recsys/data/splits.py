@@ -18,9 +18,7 @@ from .dataset import Dataset
 HELDOUT_USERS = {"lastfm-2k": 300, "ml-1m": 600}
 
 
-def binarize_and_filter(
-    ds: Dataset, min_item_users: int = 5, min_user_items: int = 5
-) -> Dataset:
+def binarize_and_filter(ds: Dataset, min_item_users: int = 5, min_user_items: int = 5) -> Dataset:
     """BENCHMARK.md steps 1-2: every pair present is 1; keep items with >= 5 users, then users
     with >= 5 items (once, in that order)."""
     x = ds.binary()
@@ -78,9 +76,7 @@ class StrongSplit:
         }
 
 
-def _holdout(
-    x: sp.csr_matrix, rng: np.random.Generator, fraction: float
-) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+def _holdout(x: sp.csr_matrix, rng: np.random.Generator, fraction: float) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Split each row: ``max(1, round(fraction * n))`` entries held out uniformly at random.
 
     Rows are processed in order; each draws ``rng.choice(n, k, replace=False)`` over the row's items
@@ -94,12 +90,8 @@ def _holdout(
         chosen = rng.choice(n, size=k, replace=False)
         fold_mask[lo + chosen] = False
     rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
-    fold = sp.csr_matrix(
-        (x.data[fold_mask], (rows[fold_mask], x.indices[fold_mask])), shape=x.shape
-    )
-    hold = sp.csr_matrix(
-        (x.data[~fold_mask], (rows[~fold_mask], x.indices[~fold_mask])), shape=x.shape
-    )
+    fold = sp.csr_matrix((x.data[fold_mask], (rows[fold_mask], x.indices[fold_mask])), shape=x.shape)
+    hold = sp.csr_matrix((x.data[~fold_mask], (rows[~fold_mask], x.indices[~fold_mask])), shape=x.shape)
     return fold, hold
 
 
@@ -128,9 +120,7 @@ def strong_generalization_split(
     n_users = ds.n_users
     h = n_heldout_users or HELDOUT_USERS.get(ds.name) or max(1, n_users // 10)
     if 2 * h >= n_users:
-        raise ValueError(
-            f"{2 * h} held-out users leave no training users among {n_users}"
-        )
+        raise ValueError(f"{2 * h} held-out users leave no training users among {n_users}")
     rng = np.random.default_rng(seed)
     # user_ids of a Dataset are sorted unique ids, so row order is ascending id order
     perm = rng.permutation(ds.user_ids)
@@ -167,18 +157,14 @@ class TemporalSplit:
     validation target; ``train`` holds everything earlier (no future item leaks into it)."""
 
     train: Dataset
-    val_targets: (
-        np.ndarray
-    )  # (n_users,) item index, -1 where the user has too few items
+    val_targets: np.ndarray  # (n_users,) item index, -1 where the user has too few items
     test_targets: np.ndarray
 
 
 def temporal_leave_last_out(ds: Dataset, min_items: int = 3) -> TemporalSplit:
     """Hold out every user's last (test) and second-to-last (validation) interaction by timestamp."""
     if ds.timestamps is None:
-        raise ValueError(
-            f"data set {ds.name!r} has no timestamps; a temporal split needs them"
-        )
+        raise ValueError(f"data set {ds.name!r} has no timestamps; a temporal split needs them")
     x = ds.interactions
     keep = np.ones(x.nnz, dtype=bool)
     val_t = np.full(ds.n_users, -1, dtype=np.int64)
@@ -191,9 +177,7 @@ def temporal_leave_last_out(ds: Dataset, min_items: int = 3) -> TemporalSplit:
         test_t[u], val_t[u] = x.indices[order[-1]], x.indices[order[-2]]
         keep[order[-2:]] = False
     rows = np.repeat(np.arange(ds.n_users), np.diff(x.indptr))
-    train_x = sp.csr_matrix(
-        (x.data[keep], (rows[keep], x.indices[keep])), shape=x.shape
-    )
+    train_x = sp.csr_matrix((x.data[keep], (rows[keep], x.indices[keep])), shape=x.shape)
     train_x.sort_indices()
     # CSR built from row-major sorted (row, col) pairs keeps the original order of the survivors
     train = Dataset(

@@ -153,9 +153,7 @@ def generate_synthetic(config: SyntheticConfig | None = None, **overrides) -> Da
     n_tags = cfg.n_tags
 
     # artists: a primary genre each (every genre gets some), maybe a secondary one
-    primary = np.concatenate(
-        [np.arange(n_tags), rng.integers(0, n_tags, cfg.n_artists - n_tags)]
-    )
+    primary = np.concatenate([np.arange(n_tags), rng.integers(0, n_tags, cfg.n_artists - n_tags)])
     rng.shuffle(primary)
     secondary = np.where(
         rng.random(cfg.n_artists) < cfg.p_secondary_tag,
@@ -177,10 +175,7 @@ def generate_synthetic(config: SyntheticConfig | None = None, **overrides) -> Da
         ]
     )
     rng.shuffle(song_artist)
-    song_tags_idx = [
-        (primary[a],) if secondary[a] < 0 else (primary[a], secondary[a])
-        for a in song_artist
-    ]
+    song_tags_idx = [(primary[a],) if secondary[a] < 0 else (primary[a], secondary[a]) for a in song_artist]
     popularity = 1.0 / np.arange(1, cfg.n_items + 1) ** cfg.popularity_exponent
     rng.shuffle(popularity)
     popularity /= popularity.sum()
@@ -242,18 +237,12 @@ def generate_synthetic(config: SyntheticConfig | None = None, **overrides) -> Da
             k += 1
             song = -1
             if history and r[0] < cfg.p_same_artist:
-                pool = [
-                    s for s in artist_songs[song_artist[history[-1]]] if s not in seen
-                ]
+                pool = [s for s in artist_songs[song_artist[history[-1]]] if s not in seen]
                 if pool:
                     song = pool[int(r[1] * len(pool))]
             if song < 0:
                 if r[2] < cfg.p_in_taste:
-                    t = (
-                        fav[np.searchsorted(np.cumsum(mix), r[3] * mix.sum())]
-                        if len(fav) > 1
-                        else fav[0]
-                    )
+                    t = fav[np.searchsorted(np.cumsum(mix), r[3] * mix.sum())] if len(fav) > 1 else fav[0]
                     t = int(t)
                     song = int(
                         tag_songs[t][
@@ -264,9 +253,7 @@ def generate_synthetic(config: SyntheticConfig | None = None, **overrides) -> Da
                         ]
                     )
                 else:
-                    song = int(
-                        min(np.searchsorted(global_cdf, rng.random()), cfg.n_items - 1)
-                    )
+                    song = int(min(np.searchsorted(global_cdf, rng.random()), cfg.n_items - 1))
             if song in seen:
                 continue
             seen.add(song)
@@ -279,9 +266,7 @@ def generate_synthetic(config: SyntheticConfig | None = None, **overrides) -> Da
         plays.append(rng.geometric(0.3, len(history)))
 
     user_ids = np.asarray([f"listener{u:04d}" for u in range(cfg.n_users)])
-    features = pd.DataFrame(
-        {"age_group": ages, "region": regions, "favourite_tags": favourites}
-    )
+    features = pd.DataFrame({"age_group": ages, "region": regions, "favourite_tags": favourites})
     return build_dataset(
         "synthetic",
         user_ids[np.asarray(u_rows)],

@@ -46,9 +46,7 @@ class EASE(Recommender):
         gram[np.diag_indices_from(gram)] += self.l2
         # Cholesky inverse of the SPD Gram matrix: ~2x faster than a general inverse
         c, low = scipy.linalg.cho_factor(gram, overwrite_a=True, check_finite=False)
-        p = scipy.linalg.cho_solve(
-            (c, low), np.eye(gram.shape[0]), overwrite_b=True, check_finite=False
-        )
+        p = scipy.linalg.cho_solve((c, low), np.eye(gram.shape[0]), overwrite_b=True, check_finite=False)
         b = p / (-np.diag(p))
         np.fill_diagonal(b, 0.0)
         self.B_ = b.astype(np.float32)

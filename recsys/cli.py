@@ -1,0 +1,429 @@
+"""``python -m recsys``: data, train, evaluate, recommend, registry.
+
+Every command has ``--help``. Errors the user can fix (a missing file, an unknown id, a bad
+override) print one line to stderr and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger("recsys")
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """An error the user can fix; printed without a traceback."""
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+def _registry(args: argparse.Namespace):
+    from .registry import Registry
+
+    return Registry(args.registry) if getattr(args, "registry", None) else Registry()
+
+
+def _load_dataset(name: str, data_dir: str | None):
+    from .data import load_dataset
+
+    return load_dataset(name, data_dir=data_dir)
+
+
+def _epoch_bar(total: int | None, desc: str):
+    """A tqdm bar advanced by the models' per-epoch progress callback."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="epoch", leave=True, file=sys.stderr)
+
+    def progress(epoch: int, elapsed: float, info: dict) -> None:
+        bar.update(1)
+        shown = {k: f"{v:.4f}" for k, v in info.items() if isinstance(v, int | float)}
+        bar.set_postfix(shown, refresh=False)
+
+    return bar, progress
+
+
+def _default_param(family: str, name: str):
+    import inspect
+
+    from .models import get_model_class
+
+    p = inspect.signature(get_model_class(family).__init__).parameters.get(name)
+    return None if p is None or p.default is inspect.Parameter.empty else p.default
+
+
+def _print_table(df: pd.DataFrame) -> None:
+    with pd.option_context("display.max_rows", 200, "display.max_columns", 30, "display.width", 160):
+        print(df.to_string(index=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------
+def cmd_data_list(args: argparse.Namespace) -> None:
+    from .data import list_datasets
+
+    _print_table(pd.DataFrame(list_datasets(args.data_dir)))
+
+
+def cmd_data_describe(args: argparse.Namespace) -> None:
+    ds = _load_dataset(args.name, args.data_dir)
+    summary = ds.summary()
+    for k, v in summary.items():
+        print(f"{k:>15}: {v}")
+    print(f"{'top tags':>15}: {', '.join(ds.tag_vocabulary[:15])}")
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> None:
+    from .data import fetch_dataset, resolve_data_dir
+
+    dest = Path(args.dest) if args.dest else (resolve_data_dir(args.data_dir) or Path.home() / ".cache/recsys/data")
+    path = fetch_dataset(args.name, dest, url=args.url)
+    print(f"{args.name} is in {path}")
+
+
+def cmd_data_import(args: argparse.Namespace) -> None:
+    from .data import import_csv
+
+    ds = import_csv(args.interactions, args.items, name=args.name)
+    for k, v in ds.summary().items():
+        print(f"{k:>15}: {v}")
+    print(
+        f"\nImported without errors. Use it with --dataset csv:{args.interactions},{args.items} "
+        "(train, evaluate, recommend)."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# train / evaluate
+# ---------------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> None:
+    from .training import apply_overrides, load_template, train_from_config
+
+    if args.template is None and args.family is None:
+        raise CliError("give a family (`train ease`) or a template (`train --template multvae`)")
+    if args.template:
+        cfg = load_template(args.template)
+    else:
+        cfg = {"family": args.family, "dataset": "synthetic", "seed": 0, "params": {}}
+    if args.dataset:
+        cfg["dataset"] = args.dataset
+    if args.model_id:
+        cfg["model_id"] = args.model_id
+    overrides = list(args.set or [])
+    if args.device:
+        overrides.append(f"device={args.device}")
+    cfg = apply_overrides(cfg, overrides)
+    ds = _load_dataset(cfg["dataset"], args.data_dir)
+    epochs = cfg["params"].get("epochs") or _default_param(cfg["family"], "epochs")
+    print(f"training {cfg['family']} on {ds.name} ({ds.n_users} users, {ds.n_items} {ds.item_noun}s)", file=sys.stderr)
+    bar, progress = _epoch_bar(epochs, cfg["family"]) if epochs else (None, None)
+    try:
+        model_id, metrics = train_from_config(cfg, dataset=ds, registry=_registry(args), progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"registered {model_id}")
+    for k in ("recall@20", "recall@50", "ndcg@100", "coverage@20", "fit_s"):
+        print(f"{k:>12}: {metrics[k]:.4f}")
+
+
+def _model_specs(names: Sequence[str]):
+    from .evaluate import ModelSpec
+    from .models import get_model_class
+
+    grids = {"ease": {"l2": [50.0, 200.0, 500.0, 1000.0, 2000.0]}}
+    specs = []
+    for name in names:
+        cls = get_model_class(name)
+        specs.append(ModelSpec(name, cls, grid=grids.get(name, {})))
+    return specs
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from .evaluate import format_table, run_protocol, summarize
+
+    ds = _load_dataset(args.dataset, args.data_dir)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    specs = _model_specs(names)
+    bar = tqdm(total=len(seeds) * len(specs), desc="evaluating", file=sys.stderr)
+
+    def progress(msg: str) -> None:
+        bar.set_description(msg)
+        bar.update(1)
+
+    try:
+        results = run_protocol(ds, specs, seeds, n_heldout_users=args.heldout_users, progress=progress)
+    finally:
+        bar.close()
+    table = format_table(summarize(results))
+    print(table)
+    if args.out:
+        from .benchmarking import write_result
+
+        write_result(args.out, title=f"Accuracy on {ds.name}", table=table, results=results, argv=sys.argv)
+        print(f"\nwritten to {args.out}")
+
+
+# ---------------------------------------------------------------------------------------------
+# recommend
+# ---------------------------------------------------------------------------------------------
+def cmd_recommend(args: argparse.Namespace) -> None:
+    import scipy.sparse as sp
+
+    loaded = _registry(args).load(args.model)
+    items = loaded.items
+    col = {iid: i for i, iid in enumerate(items["item_id"])}
+    histories: list[list[int]] = []
+    labels: list[str] = []
+    if args.user:
+        name = loaded.manifest["dataset"]["name"]
+        ds = _load_dataset(args.dataset or name, args.data_dir)
+        for user in args.user:
+            key = _match_user(ds, user)
+            row = ds.interactions[ds.user_index[key]]
+            ids = ds.item_ids[row.indices]
+            histories.append(sorted({col[str(i)] for i in ids if str(i) in col}))
+            labels.append(str(key))
+    if args.items:
+        picks = [p.strip() for p in args.items.split(",") if p.strip()]
+        unknown = [p for p in picks if p not in col]
+        if unknown:
+            raise CliError(f"unknown item ids {unknown[:10]} for model {args.model}; see `registry show {args.model}`")
+        histories.append(sorted({col[p] for p in picks}))
+        labels.append("picks")
+    if not histories:
+        raise CliError("give --user NAME (repeatable) or --items ID,ID,...")
+    rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+    cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
+    x = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(histories), len(items)))
+    idx, scores = loaded.model.recommend(x, k=args.top)
+    out = []
+    for u, label in enumerate(labels):
+        for rank, (i, s) in enumerate(zip(idx[u], scores[u], strict=True), start=1):
+            r = items.iloc[i]
+            out.append(
+                {
+                    "user": label,
+                    "rank": rank,
+                    "item_id": r["item_id"],
+                    "title": r["title"],
+                    "artist": r["artist"],
+                    "tags": "|".join(r["tags"][:5]),
+                    "score": float(s),
+                }
+            )
+    df = pd.DataFrame(out)
+    if args.csv:
+        from .io import atomic_write_text
+
+        atomic_write_text(args.csv, df.to_csv(index=False))
+        print(f"{len(df)} rows written to {args.csv}")
+    else:
+        _print_table(df)
+
+
+def _match_user(ds, user: str):
+    """A user id as typed on the command line, matched against the data set's ids (int or str)."""
+    if user in ds.user_index:
+        return user
+    try:
+        as_int = int(user)
+    except ValueError:
+        as_int = None
+    if as_int is not None and as_int in ds.user_index:
+        return as_int
+    sample = ", ".join(str(u) for u in ds.user_ids[:5])
+    raise CliError(f"no user {user!r} in {ds.name} (ids look like: {sample}, ...)")
+
+
+# ---------------------------------------------------------------------------------------------
+# registry
+# ---------------------------------------------------------------------------------------------
+def cmd_registry_list(args: argparse.Namespace) -> None:
+    entries = _registry(args).list()
+    if not entries:
+        print(
+            f"no models in {_registry(args).root}; build the defaults with `python -m recsys registry build-defaults`"
+        )
+        return
+    rows = []
+    for e in entries:
+        m = e.manifest or {}
+        metrics = m.get("metrics", {})
+        rows.append(
+            {
+                "model_id": e.model_id,
+                "family": m.get("family", "?"),
+                "dataset": m.get("dataset", {}).get("name", "?"),
+                "ndcg@100": metrics.get("ndcg@100"),
+                "recall@20": metrics.get("recall@20"),
+                "created": m.get("created", ""),
+                "status": "ok" if e.ok else f"UNREADABLE: {e.problem}",
+            }
+        )
+    _print_table(pd.DataFrame(rows))
+
+
+def cmd_registry_show(args: argparse.Namespace) -> None:
+    reg = _registry(args)
+    manifest = reg.read_manifest(args.model)
+    log = manifest.pop("training_log", [])
+    print(json.dumps(manifest, indent=2))
+    if log:
+        print("\ntraining log:")
+        _print_table(pd.DataFrame(log))
+    problems = reg.verify(args.model)
+    print("\nintegrity:", "ok" if not problems else "; ".join(problems))
+
+
+def cmd_registry_verify(args: argparse.Namespace) -> None:
+    reg = _registry(args)
+    ids = [args.model] if args.model else reg.ids()
+    bad = 0
+    for model_id in ids:
+        problems = reg.verify(model_id)
+        print(f"{model_id}: " + ("ok" if not problems else "; ".join(problems)))
+        bad += bool(problems)
+    if bad:
+        raise SystemExit(1)
+
+
+def cmd_registry_remove(args: argparse.Namespace) -> None:
+    _registry(args).remove(args.model)
+    print(f"removed {args.model}")
+
+
+def cmd_registry_build_defaults(args: argparse.Namespace) -> None:
+    from .defaults import build_default_registry
+
+    ids = build_default_registry(_registry(args), force=args.force)
+    print("default models: " + ", ".join(ids))
+
+
+# ---------------------------------------------------------------------------------------------
+# parser
+# ---------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m recsys", description="A steerable music recommender you can see into.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add_common(sp_: argparse.ArgumentParser, registry: bool = False) -> None:
+        sp_.add_argument("--data-dir", help="where real data sets live (default: $RECSYS_DATA_DIR or ../shared/data)")
+        if registry:
+            sp_.add_argument(
+                "--registry", help="model registry directory (default: $RECSYS_MODELS_DIR or models_store/)"
+            )
+
+    # data
+    d = sub.add_parser("data", help="list, describe, fetch and import data sets")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    x = dsub.add_parser("list", help="known data sets and whether they are available here")
+    add_common(x)
+    x.set_defaults(func=cmd_data_list)
+    x = dsub.add_parser("describe", help="counts, density and top tags of a data set")
+    x.add_argument("name", help="synthetic, lastfm-2k, ml-1m, ml-100k or csv:INTERACTIONS,ITEMS")
+    add_common(x)
+    x.set_defaults(func=cmd_data_describe)
+    x = dsub.add_parser("fetch", help="download an official release archive (checksum-verified)")
+    x.add_argument("name", choices=["lastfm-2k", "ml-1m", "ml-100k"])
+    x.add_argument("--dest", help="directory to put it in (default: the data directory)")
+    x.add_argument("--url", help="download from this URL instead (a mirror)")
+    add_common(x)
+    x.set_defaults(func=cmd_data_fetch)
+    x = dsub.add_parser("import", help="check a CSV data set (interactions + items) and summarise it")
+    x.add_argument("--interactions", required=True, help="CSV with user,item[,weight][,timestamp]")
+    x.add_argument("--items", required=True, help="CSV with item,title[,artist][,tags separated by |]")
+    x.add_argument("--name", help="data set name (default: the interactions file's stem)")
+    x.set_defaults(func=cmd_data_import)
+
+    # train
+    t = sub.add_parser("train", help="train a model and register it")
+    t.add_argument("family", nargs="?", help="model family (popularity, ease, ...) when no --template")
+    t.add_argument("--template", help="YAML template name in configs/ or a path")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a template value (repeatable)")
+    t.add_argument("--dataset", help="data set to train on (overrides the template)")
+    t.add_argument("--model-id", help="registry id (default: from the template or FAMILY-DATASET)")
+    t.add_argument("--device", help="cpu (default) or cuda for torch families")
+    add_common(t, registry=True)
+    t.set_defaults(func=cmd_train)
+
+    # evaluate
+    e = sub.add_parser("evaluate", help="accuracy protocol (BENCHMARK.md): mean ± std over seeds")
+    e.add_argument("--dataset", default="synthetic")
+    e.add_argument("--models", default="popularity,ease", help="comma-separated families")
+    e.add_argument("--seeds", default="0,1,2,3,4")
+    e.add_argument("--heldout-users", type=int, help="H users per validation/test group (default per data set)")
+    e.add_argument("--out", help="also write a markdown result file (command, machine, versions)")
+    add_common(e)
+    e.set_defaults(func=cmd_evaluate)
+
+    # recommend
+    r = sub.add_parser("recommend", help="top-N for a user of the data set or a list of item ids")
+    r.add_argument("--model", required=True, help="registry model id")
+    r.add_argument("--user", action="append", help="user id in the model's data set (repeatable)")
+    r.add_argument("--items", help="comma-separated item ids the person likes")
+    r.add_argument("--top", type=int, default=10)
+    r.add_argument("--csv", help="write the lists to this CSV file")
+    r.add_argument("--dataset", help="data set for --user (default: the model's)")
+    add_common(r, registry=True)
+    r.set_defaults(func=cmd_recommend)
+
+    # registry
+    g = sub.add_parser("registry", help="list, show, verify, remove models; build the defaults")
+    gsub = g.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
+    x = gsub.add_parser("list", help="models with family, data set, metrics, integrity")
+    add_common(x, registry=True)
+    x.set_defaults(func=cmd_registry_list)
+    x = gsub.add_parser("show", help="a model's manifest, metrics and training log")
+    x.add_argument("model")
+    add_common(x, registry=True)
+    x.set_defaults(func=cmd_registry_show)
+    x = gsub.add_parser("verify", help="check checksums of one model or all (exit 1 if any fails)")
+    x.add_argument("model", nargs="?")
+    add_common(x, registry=True)
+    x.set_defaults(func=cmd_registry_verify)
+    x = gsub.add_parser("remove", help="delete a model")
+    x.add_argument("model")
+    add_common(x, registry=True)
+    x.set_defaults(func=cmd_registry_remove)
+    x = gsub.add_parser("build-defaults", help="train the default models on the synthetic data")
+    x.add_argument("--force", action="store_true", help="retrain models that already exist")
+    add_common(x, registry=True)
+    x.set_defaults(func=cmd_registry_build_defaults)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    from .registry import RegistryError
+
+    user_errors: tuple[type[BaseException], ...] = (CliError, RegistryError, FileNotFoundError, KeyError, ValueError)
+    try:
+        args.func(args)
+    except user_errors as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
