@@ -86,10 +86,10 @@ def cmd_data_describe(args: argparse.Namespace) -> None:
 
 
 def cmd_data_fetch(args: argparse.Namespace) -> None:
-    from .data import fetch_dataset, resolve_data_dir
+    from .data import fetch_dataset
 
-    dest = Path(args.dest) if args.dest else (resolve_data_dir(args.data_dir) or Path.home() / ".cache/recsys/data")
-    path = fetch_dataset(args.name, dest, url=args.url)
+    # None -> $RECSYS_DATA_DIR or ~/.cache/recsys/data (never the read-only shared folder)
+    path = fetch_dataset(args.name, args.dest or args.data_dir, url=args.url)
     print(f"{args.name} is in {path}")
 
 
@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add_common(sp_: argparse.ArgumentParser, registry: bool = False) -> None:
-        sp_.add_argument("--data-dir", help="where real data sets live (default: $RECSYS_DATA_DIR or ../shared/data)")
+        sp_.add_argument("--data-dir", help="where real data sets live (default: $RECSYS_DATA_DIR, ../shared/data or ~/.cache/recsys/data)")
         if registry:
             sp_.add_argument(
                 "--registry", help="model registry directory (default: $RECSYS_MODELS_DIR or models_store/)"

@@ -254,13 +254,13 @@ def build_dataset(
         raise ValueError(f"duplicates must be 'sum' or 'last', got {duplicates!r}")
     uk = key_sorted[last]
     r, c = uk // n_items, uk % n_items
-    x = sp.csr_matrix((w, (r, c)), shape=(n_users, n_items), dtype=np.float32)
+    nonzero = w != 0  # a stored zero would turn into a 1 in binary(): drop it
+    x = sp.csr_matrix((w[nonzero], (r[nonzero], c[nonzero])), shape=(n_users, n_items), dtype=np.float32)
     x.sort_indices()
     ts = None
     if timestamps is not None:
-        ts_sorted = np.asarray(timestamps, dtype=np.int64)[order][last]
-        # csr built from sorted (row, col) keys keeps that order, so ts_sorted is aligned with data
-        ts = ts_sorted
+        # csr built from sorted (row, col) keys keeps that order, so these are aligned with data
+        ts = np.asarray(timestamps, dtype=np.int64)[order][last][nonzero]
     items = items.reset_index(drop=True).copy()
     items["tags"] = [tuple(t) for t in items["tags"]]
     return Dataset(
