@@ -11,7 +11,6 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -143,7 +142,7 @@ def _model_specs(names: Sequence[str]):
     from .evaluate import ModelSpec
     from .models import get_model_class
 
-    grids = {"ease": {"l2": [50.0, 200.0, 500.0, 1000.0, 2000.0]}}
+    grids = {"ease": {"l2": [5.0, 20.0, 50.0, 200.0, 500.0, 1000.0, 3000.0]}}
     specs = []
     for name in names:
         cls = get_model_class(name)
@@ -175,7 +174,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.out:
         from .benchmarking import write_result
 
-        write_result(args.out, title=f"Accuracy on {ds.name}", table=table, results=results, argv=sys.argv)
+        argv = ["python", "-m", "recsys", *sys.argv[1:]]
+        write_result(args.out, title=f"Accuracy on {ds.name}", table=table, results=results, argv=argv)
         print(f"\nwritten to {args.out}")
 
 
@@ -324,7 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add_common(sp_: argparse.ArgumentParser, registry: bool = False) -> None:
-        sp_.add_argument("--data-dir", help="where real data sets live (default: $RECSYS_DATA_DIR, ../shared/data or ~/.cache/recsys/data)")
+        sp_.add_argument(
+            "--data-dir",
+            help="where real data sets live (default: $RECSYS_DATA_DIR, ../shared/data or ~/.cache/recsys/data)",
+        )
         if registry:
             sp_.add_argument(
                 "--registry", help="model registry directory (default: $RECSYS_MODELS_DIR or models_store/)"
