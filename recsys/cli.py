@@ -309,10 +309,11 @@ def cmd_registry_remove(args: argparse.Namespace) -> None:
 
 
 def cmd_registry_build_defaults(args: argparse.Namespace) -> None:
-    from .defaults import build_default_registry
+    from .defaults import run
 
-    ids = build_default_registry(_registry(args), force=args.force)
-    print("default models: " + ", ".join(ids))
+    code = run(args)
+    if code:
+        raise SystemExit(code)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,8 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(x, registry=True)
     x.set_defaults(func=cmd_registry_remove)
     x = gsub.add_parser("build-defaults", help="train the default models on the synthetic data")
-    x.add_argument("--force", action="store_true", help="retrain models that already exist")
-    add_common(x, registry=True)
+    from .defaults import add_arguments as add_defaults_arguments
+
+    add_defaults_arguments(x)  # --registry, --force, --families, --quiet
     x.set_defaults(func=cmd_registry_build_defaults)
     return p
 

@@ -1,0 +1,291 @@
+"""What the Streamlit pages call: registry status tables, cached model loading, picks -> lists.
+
+Pages stay thin (read state, call this module, render); everything here is computed from
+:mod:`recsys` and returns plain data (DataFrames, dicts, strings) so it can be tested without a
+browser. Only the ``cached_*`` functions touch Streamlit: they wrap registry reads in
+``st.cache_resource`` / ``st.cache_data`` keyed by (registry root, model id, file signature), so a
+model that is rebuilt or damaged on disk is re-read instead of served stale from the cache.
+
+``import recsys`` never imports this module (it needs Streamlit).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import streamlit as st
+
+from .registry import MANIFEST, LoadedModel, Registry, RegistryError
+
+#: The command that fills an empty registry (also run by ``scripts/demo``).
+BUILD_COMMAND = "python -m recsys registry build-defaults"
+
+#: The four ways of steering (DESIGN.md, Steering), two sentences each, for the Home page.
+STEERING_MODES: dict[str, str] = {
+    "Standard": (
+        "Your picks are encoded into a point in the model's latent space and decoded into a score for "
+        "every song. Nothing is steered: this is the list the other modes are measured against."
+    ),
+    "Postfilter": (
+        "The standard scores become probabilities and every song carrying one of your chosen tags is "
+        "boosted by (1 + β)^α. The model's picture of you is unchanged, only the ranking is re-weighted, "
+        "so it works for every model, Popularity and EASE included."
+    ),
+    "Tune": (
+        "Your point in the latent space moves by α toward the centroid of the chosen tags and away from "
+        "your own tag mix, then is decoded. The model imagines a listener who likes those tags, so it "
+        "finds songs that go with them, not only songs labelled with them."
+    ),
+    "Tune + post": (
+        "Tune first, then postfilter the tuned scores with a proportional strength. The strongest "
+        "steering: the point moves and the tag boost sharpens the list."
+    ),
+}
+
+
+@dataclass
+class ModelStatus:
+    """A registry entry as the app shows it: the manifest if readable, and every integrity problem."""
+
+    model_id: str
+    manifest: dict | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.manifest is not None and not self.problems
+
+    @property
+    def family(self) -> str:
+        return (self.manifest or {}).get("family", "?")
+
+    @property
+    def dataset_name(self) -> str:
+        return (self.manifest or {}).get("dataset", {}).get("name", "?")
+
+    def metric(self, name: str) -> float | None:
+        value = (self.manifest or {}).get("metrics", {}).get(name)
+        return float(value) if isinstance(value, int | float) else None
+
+
+def build_command() -> str:
+    """The exact command to build the defaults into the registry the app is reading."""
+    env = os.environ.get("RECSYS_MODELS_DIR")
+    return f"RECSYS_MODELS_DIR={env} {BUILD_COMMAND}" if env else BUILD_COMMAND
+
+
+def fix_hint(model_id: str, registry: Registry) -> str:
+    """What to do about a model that fails verification or cannot be read."""
+    return (
+        f"Remove it with `python -m recsys registry remove {model_id}` (or delete the folder "
+        f"`{registry.root / model_id}`), then rebuild it with `{build_command()}`."
+    )
+
+
+def files_signature(registry: Registry, model_id: str) -> tuple:
+    """(name, size, mtime) of every file of a model: a cache key that changes when a file does."""
+    path = registry.root / model_id
+    if not path.is_dir():
+        return ()
+    stats = [(p.name, p.stat()) for p in path.iterdir()]
+    return tuple(sorted((name, s.st_size, s.st_mtime_ns) for name, s in stats))
+
+
+def model_statuses(registry: Registry, verify=None) -> list[ModelStatus]:
+    """Every model directory with its manifest and integrity problems (``verify`` defaults to
+    ``registry.verify``; the pages pass a cached one)."""
+    verify = verify or registry.verify
+    out = []
+    for entry in registry.list():
+        if not entry.ok:
+            out.append(ModelStatus(entry.model_id, None, [entry.problem or "unreadable"]))
+        else:
+            try:
+                problems = list(verify(entry.model_id))
+            except OSError as e:  # a file that exists but cannot be read (permissions, I/O error)
+                problems = [f"model {entry.model_id!r}: cannot read its files ({e})"]
+            out.append(ModelStatus(entry.model_id, entry.manifest, problems))
+    return out
+
+
+def _fmt_metric(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def registry_table(statuses: list[ModelStatus]) -> pd.DataFrame:
+    """One row per model: id, family, data set, NDCG@100, Recall@20, created, integrity (strings)."""
+    rows = []
+    for s in statuses:
+        m = s.manifest or {}
+        if s.ok:
+            integrity = "ok"
+        elif s.manifest is None:
+            integrity = "UNREADABLE"
+        else:
+            integrity = "FAILS VERIFICATION"
+        rows.append(
+            {
+                "model": s.model_id,
+                "family": s.family,
+                "data set": s.dataset_name,
+                "NDCG@100": _fmt_metric(s.metric("ndcg@100")),
+                "Recall@20": _fmt_metric(s.metric("recall@20")),
+                "created": str(m.get("created", "–")).replace("T", " ").replace("+00:00", " UTC"),
+                "integrity": integrity,
+            }
+        )
+    columns = ["model", "family", "data set", "NDCG@100", "Recall@20", "created", "integrity"]
+    return pd.DataFrame(rows, columns=columns).set_index("model")
+
+
+def datasets_loaded(statuses: list[ModelStatus]) -> pd.DataFrame:
+    """The data sets the intact models were trained on: name, noun, items, training users, models."""
+    groups: dict[tuple, dict] = {}
+    for s in statuses:
+        if not s.ok:
+            continue
+        d = s.manifest["dataset"]
+        key = (d.get("name"), d.get("fingerprint"))
+        g = groups.setdefault(
+            key,
+            {
+                "data set": d.get("name", "?"),
+                "items": d.get("n_items"),
+                "item noun": d.get("item_noun", "item"),
+                "training users": d.get("n_users"),
+                "models": [],
+            },
+        )
+        g["models"].append(s.model_id)
+    rows = [{**g, "models": ", ".join(g["models"])} for g in groups.values()]
+    return pd.DataFrame(rows, columns=["data set", "items", "item noun", "training users", "models"])
+
+
+def comparison_table(statuses: list[ModelStatus]) -> pd.DataFrame:
+    """Stored test metrics of the intact models, grouped by data set and split seed (comparable rows)."""
+    rows = []
+    for s in statuses:
+        if not s.ok:
+            continue
+        info = s.manifest.get("info", {})
+        metrics = s.manifest.get("metrics", {})
+        rows.append(
+            {
+                "model": s.model_id,
+                "family": s.family,
+                "data set": s.dataset_name,
+                "split seed": info.get("split_seed", info.get("split", {}).get("seed")),
+                "Recall@20": s.metric("recall@20"),
+                "Recall@50": s.metric("recall@50"),
+                "NDCG@100": s.metric("ndcg@100"),
+                "coverage@20": s.metric("coverage@20"),
+                "fit s": s.manifest.get("fit_seconds"),
+                "score ms/user": metrics.get("score_ms_per_user"),
+            }
+        )
+    cols = ["model", "family", "data set", "split seed", "Recall@20", "Recall@50", "NDCG@100"]
+    cols += ["coverage@20", "fit s", "score ms/user"]
+    df = pd.DataFrame(rows, columns=cols)
+    return df.sort_values(["data set", "NDCG@100"], ascending=[True, False], na_position="last").reset_index(drop=True)
+
+
+def item_labels(items: pd.DataFrame) -> dict[str, str]:
+    """item id -> "title — artist" (what the song picker shows and searches)."""
+    return {str(i): f"{t} — {a}" for i, t, a in zip(items["item_id"], items["title"], items["artist"], strict=True)}
+
+
+def picks_to_history(items: pd.DataFrame, picked_ids: list[str]) -> sp.csr_matrix:
+    """A one-row CSR history (1, n_items) in the model's column order from picked item ids."""
+    index = {str(v): i for i, v in enumerate(items["item_id"])}
+    unknown = [p for p in picked_ids if str(p) not in index]
+    if unknown:
+        raise KeyError(f"unknown item ids for this model: {unknown[:10]}")
+    cols = sorted({index[str(p)] for p in picked_ids})
+    data = np.ones(len(cols), dtype=np.float32)
+    return sp.csr_matrix((data, (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, len(items)))
+
+
+def recommendations(loaded: LoadedModel, picked_ids: list[str], k: int = 20) -> pd.DataFrame:
+    """Top-k for a person given by picked item ids (picks never recommended): title, artist, tags, score."""
+    history = picks_to_history(loaded.items, picked_ids)
+    idx, scores = loaded.model.recommend(history, k=k)
+    rows = loaded.items.iloc[idx[0]]
+    out = pd.DataFrame(
+        {
+            "title": rows["title"].to_numpy(),
+            "artist": rows["artist"].to_numpy(),
+            "tags": [", ".join(t) for t in rows["tags"]],
+            "score": [f"{s:.4g}" for s in scores[0]],
+        },
+        index=pd.RangeIndex(1, len(rows) + 1),
+    )
+    return out
+
+
+# ---- Streamlit routing and caches ------------------------------------------------------------
+_ROUTED = "_recsys_routed"
+_WANTED = "_recsys_wanted_page"
+
+
+def mark_routed() -> None:
+    """Called by ``app.py`` after ``st.navigation``: the session now runs pages through the router.
+
+    Also finishes a deep link that :func:`require_router` sent through ``app.py``.
+    """
+    st.session_state[_ROUTED] = True
+    wanted = st.session_state.pop(_WANTED, None)
+    if wanted:
+        st.switch_page(wanted)
+
+
+def require_router(page_file: str) -> None:
+    """First line of every page: make sure ``app.py`` (page config, sidebar, navigation) ran.
+
+    On a freshly started server, Streamlit serves a deep link (``/models``) in its legacy
+    ``pages/``-directory mode and runs the page file without ``app.py``. Send such a session
+    through ``app.py``, which then switches back to the requested page.
+    """
+    if not st.session_state.get(_ROUTED):
+        st.session_state[_WANTED] = f"pages/{Path(page_file).name}"
+        st.switch_page("app.py")
+
+
+def current_registry() -> Registry:
+    """The registry the app reads: ``$RECSYS_MODELS_DIR`` or ``models_store/`` (read on every run)."""
+    return Registry()
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _verify_cached(root: str, model_id: str, signature: tuple) -> list[str]:
+    return Registry(root).verify(model_id)
+
+
+def cached_statuses(registry: Registry) -> list[ModelStatus]:
+    """:func:`model_statuses` with checksums cached until a model's files change."""
+    root = str(registry.root)
+    return model_statuses(registry, lambda mid: _verify_cached(root, mid, files_signature(registry, mid)))
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=8)
+def _load_cached(root: str, model_id: str, signature: tuple) -> LoadedModel:
+    return Registry(root).load(model_id)
+
+
+def cached_model(registry: Registry, model_id: str) -> LoadedModel:
+    """The verified model, loaded once per (registry root, model id, file signature); raises RegistryError."""
+    return _load_cached(str(registry.root), model_id, files_signature(registry, model_id))
+
+
+def manifest_text_or_problem(registry: Registry, model_id: str) -> tuple[dict | None, str | None]:
+    """The manifest as JSON for the viewer, or why it cannot be shown."""
+    try:
+        return registry.read_manifest(model_id), None
+    except RegistryError as e:
+        return None, str(e)
+    except OSError as e:
+        return None, f"model {model_id!r}: {MANIFEST} cannot be read ({e})"

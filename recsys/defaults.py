@@ -1,0 +1,267 @@
+"""The default registry: the models the demo app starts with, built on the embedded synthetic data.
+
+``build_default_registry`` generates the synthetic catalogue, makes the strong-generalization split
+(seed 0), fits every default model on the training users, scores it on the test users and saves it
+with its metrics and how it was made. Models already present and intact are skipped, so the demo
+builds the registry once and later starts in seconds.
+
+The list of models is data: :data:`DEFAULT_MODELS`. A family whose module is not there yet (other
+families are being added) is skipped with a warning instead of failing the whole build.
+
+Command line (``python -m recsys.defaults`` or the CLI's ``registry build-defaults``, which calls
+:func:`main`)::
+
+    python -m recsys.defaults [--registry DIR] [--force] [--families ease,svd] [--quiet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .data.dataset import Dataset
+from .data.splits import StrongSplit, strong_generalization_split
+from .data.synthetic import generate_synthetic
+from .evaluate import evaluate_on_users
+from .models import get_model_class
+from .models.base import Recommender
+from .registry import Registry
+
+logger = logging.getLogger("recsys")
+
+#: Seed of the strong-generalization split every default model is trained and scored on.
+SPLIT_SEED = 0
+
+#: ``progress(done, total, message)``: ``done`` of ``total`` models finished; ``message`` says what
+#: is happening now (which model is training, its latest epoch).
+BuildProgress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class DefaultModel:
+    """One default model: its registry id, family and constructor keywords."""
+
+    model_id: str
+    family: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+#: The demo's models, in build order (cheap first, so the app has something to show early).
+#: Families other than popularity and EASE use their class defaults until their authors tune them.
+DEFAULT_MODELS: list[DefaultModel] = [
+    DefaultModel("popularity-synthetic", "popularity"),
+    DefaultModel("ease-synthetic", "ease", {"l2": 200.0}),  # best of 50..2000 on validation users
+    DefaultModel("svd-synthetic", "svd"),
+    DefaultModel("mlp-synthetic", "mlp"),
+    DefaultModel("multvae-synthetic", "multvae"),
+    DefaultModel("flow-synthetic", "flow"),
+    DefaultModel("mlp_flow-synthetic", "mlp_flow"),
+]
+
+
+def default_dataset() -> Dataset:
+    """The demo's data: the full embedded synthetic catalogue (3000 users, 5000 songs)."""
+    return generate_synthetic()
+
+
+def available_models(
+    models: Iterable[DefaultModel] | None = None, families: Sequence[str] | None = None
+) -> list[tuple[DefaultModel, type[Recommender]]]:
+    """The default models whose family can be imported, each with its class.
+
+    ``families`` restricts the list (unknown names raise, so typos do not silently build nothing).
+    """
+    models = list(DEFAULT_MODELS if models is None else models)
+    if families is not None:
+        known = {m.family for m in models}
+        unknown = sorted(set(families) - known)
+        if unknown:
+            raise ValueError(f"no default model of family {unknown}; default families: {sorted(known)}")
+        models = [m for m in models if m.family in set(families)]
+    out = []
+    for spec in models:
+        try:
+            out.append((spec, get_model_class(spec.family)))
+        except (KeyError, ImportError) as e:
+            logger.warning("skipping default model %s: family %r is not available (%s)", spec.model_id, spec.family, e)
+    return out
+
+
+def _needs_build(registry: Registry, model_id: str, force: bool) -> bool:
+    if force or model_id not in registry.ids():
+        return True
+    problems = registry.verify(model_id)
+    if problems:
+        logger.warning("default model %s fails verification, rebuilding it: %s", model_id, "; ".join(problems))
+    return bool(problems)
+
+
+def _fit_and_save(
+    spec: DefaultModel,
+    cls: type[Recommender],
+    split: StrongSplit,
+    registry: Registry,
+    on_epoch: Callable[[int, float, dict], None] | None,
+) -> str:
+    model = cls(**spec.params)
+    t0 = time.perf_counter()
+    model.fit(split.train, validation=(split.val_foldin, split.val_holdout), progress=on_epoch)
+    fit_seconds = time.perf_counter() - t0
+    metrics = evaluate_on_users(model, split.test_foldin, split.test_holdout)
+    info = {
+        "built_by": "recsys.defaults.build_default_registry",
+        "split": {"kind": "strong_generalization", **split.describe()},
+        "split_seed": split.seed,
+        "evaluated_on": "test users of the split (fold-in 80 %, held-out 20 % of each history)",
+        "fit_seconds": fit_seconds,
+    }
+    registry.save(model, dataset=split.train, model_id=spec.model_id, metrics=metrics, info=info, overwrite=True)
+    logger.info("saved %s: ndcg@100=%.4f recall@20=%.4f", spec.model_id, metrics["ndcg@100"], metrics["recall@20"])
+    return spec.model_id
+
+
+def build_default_registry(
+    registry: Registry | None = None,
+    *,
+    progress: BuildProgress | None = None,
+    force: bool = False,
+    families: Sequence[str] | None = None,
+    dataset: Dataset | None = None,
+    models: Iterable[DefaultModel] | None = None,
+    split_seed: int = SPLIT_SEED,
+    n_heldout_users: int | None = None,
+) -> list[str]:
+    """Fit, score and save the default models that are missing; returns the ids written now.
+
+    A model whose fit fails is logged as an error and left out; the others are still built.
+
+    Parameters
+    ----------
+    registry : Registry, optional
+        Where to save (default: ``Registry()``, i.e. ``$RECSYS_MODELS_DIR`` or ``models_store/``).
+    progress : callable, optional
+        ``progress(done, total, message)`` before each model, on each of its epochs and at the end.
+    force : bool
+        Refit and overwrite models that are already present.
+    families : sequence of str, optional
+        Only the default models of these families.
+    dataset : Dataset, optional
+        Data to train on instead of the full synthetic catalogue (tests pass a small one; the ids
+        stay those of :data:`DEFAULT_MODELS`).
+    models : iterable of DefaultModel, optional
+        Replaces :data:`DEFAULT_MODELS`.
+    split_seed, n_heldout_users
+        The strong-generalization split the models are trained and scored on.
+    """
+    return _build(registry, progress, force, families, dataset, models, split_seed, n_heldout_users)[0]
+
+
+def _build(
+    registry: Registry | None,
+    progress: BuildProgress | None,
+    force: bool,
+    families: Sequence[str] | None,
+    dataset: Dataset | None,
+    models: Iterable[DefaultModel] | None,
+    split_seed: int,
+    n_heldout_users: int | None,
+) -> tuple[list[str], list[str]]:
+    """:func:`build_default_registry`, also returning the ids whose fit failed."""
+    registry = registry if registry is not None else Registry()
+    registry.clean()
+    todo = [
+        (spec, cls) for spec, cls in available_models(models, families) if _needs_build(registry, spec.model_id, force)
+    ]
+    if not todo:
+        logger.info("all default models are present in %s", registry.root)
+        return [], []
+    ds = dataset if dataset is not None else default_dataset()
+    split = strong_generalization_split(ds, split_seed, n_heldout_users)
+    built, failed = [], []
+    for i, (spec, cls) in enumerate(todo):
+        if progress:
+            progress(i, len(todo), f"training {spec.model_id} ({spec.family})")
+
+        def on_epoch(epoch: int, elapsed: float, info: dict, _i: int = i, _id: str = spec.model_id) -> None:
+            if progress:
+                shown = ", ".join(f"{k} {v:.4g}" for k, v in info.items() if isinstance(v, int | float))
+                progress(_i, len(todo), f"training {_id}: epoch {epoch} ({elapsed:.0f} s) {shown}".rstrip())
+
+        try:
+            built.append(_fit_and_save(spec, cls, split, registry, on_epoch))
+        except Exception as e:  # one family failing must not cost the demo the others
+            logger.error("could not build default model %s: %s: %s", spec.model_id, type(e).__name__, e)
+            failed.append(spec.model_id)
+    if progress:
+        progress(len(todo), len(todo), f"saved {len(built)} of {len(todo)} models to {registry.root}")
+    return built, failed
+
+
+class _TqdmProgress:
+    """A ``BuildProgress`` that draws one tqdm bar over the models (to stderr)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, unit="model", file=sys.stderr, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+        self.bar.set_description(message, refresh=True)
+        if done == total:
+            self.bar.close()
+
+
+def parser(prog: str = "python -m recsys.defaults") -> argparse.ArgumentParser:
+    """Arguments of ``build-defaults`` (the CLI reuses this parser's options via :func:`add_arguments`)."""
+    p = argparse.ArgumentParser(prog=prog, description="Build the default models of the demo app.")
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--registry", metavar="DIR", help="registry directory (default: $RECSYS_MODELS_DIR or models_store/)"
+    )
+    p.add_argument("--force", action="store_true", help="refit models that are already present")
+    p.add_argument("--families", metavar="A,B", help="only these families (comma-separated)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build with parsed arguments and print what the registry holds.
+
+    Returns 0, 1 if a default model could not be built, or 2 for bad arguments.
+    """
+    registry = Registry(args.registry) if getattr(args, "registry", None) else Registry()
+    families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
+    try:
+        progress = None if args.quiet else _TqdmProgress()
+        built, failed = _build(registry, progress, args.force, families, None, None, SPLIT_SEED, None)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    present = ", ".join(registry.ids()) or "none"
+    print(f"built {len(built)} model(s); models in {registry.root}: {present}")
+    if failed:
+        print(f"error: could not build {', '.join(failed)} (see the log above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m recsys.defaults``: build the default registry with a progress bar."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return run(parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The helpers behind the pages, without Streamlit's runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recsys.app_support import (
+    BUILD_COMMAND,
+    build_command,
+    files_signature,
+    model_statuses,
+    picks_to_history,
+    registry_table,
+)
+from recsys.registry import Registry
+
+from .conftest import flip_byte
+
+
+def test_build_command_names_the_registry_in_use(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("RECSYS_MODELS_DIR", raising=False)
+    assert build_command() == BUILD_COMMAND
+    monkeypatch.setenv("RECSYS_MODELS_DIR", str(tmp_path))
+    assert build_command() == f"RECSYS_MODELS_DIR={tmp_path} {BUILD_COMMAND}"
+
+
+def test_picks_to_history_uses_the_models_column_order(built_registry: Path) -> None:
+    items = Registry(built_registry).load("ease-synthetic").items
+    picks = [items["item_id"].iloc[7], items["item_id"].iloc[2], items["item_id"].iloc[7]]
+    x = picks_to_history(items, picks)
+    assert x.shape == (1, len(items))
+    assert x.indices.tolist() == [2, 7] and x.data.tolist() == [1.0, 1.0]
+    with pytest.raises(KeyError, match="no-such-song"):
+        picks_to_history(items, ["no-such-song"])
+
+
+def test_signature_changes_when_a_file_changes(registry_copy: Path) -> None:
+    registry = Registry(registry_copy)
+    before = files_signature(registry, "ease-synthetic")
+    flip_byte(registry_copy / "ease-synthetic" / "items.json", offset=-3)
+    assert files_signature(registry, "ease-synthetic") != before
+    assert files_signature(registry, "not-there") == ()
+
+
+def test_statuses_report_every_problem(registry_copy: Path) -> None:
+    flip_byte(registry_copy / "ease-synthetic" / "items.json", offset=-3)
+    (registry_copy / "popularity-synthetic" / "manifest.json").unlink()
+    statuses = {s.model_id: s for s in model_statuses(Registry(registry_copy))}
+    assert not statuses["ease-synthetic"].ok and "items.json" in statuses["ease-synthetic"].problems[0]
+    assert statuses["popularity-synthetic"].manifest is None
+    table = registry_table(list(statuses.values()))
+    assert table.loc["popularity-synthetic", "family"] == "?"
+    assert table.loc["popularity-synthetic", "NDCG@100"] == "–"

@@ -1,0 +1,216 @@
+"""The demo in a real browser: start ``streamlit run app.py`` on a small registry, click through it.
+
+Headless Debian chromium (``/usr/bin/chromium``; ``scripts/test`` installs it when it runs as root)
+driven by Playwright. Screenshots go to ``docs/screenshots/<page>.png`` when ``RECSYS_SCREENSHOTS=1``,
+otherwise to the test's temporary directory. The server is always stopped, whatever happens.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from recsys.data.synthetic import generate_synthetic
+from recsys.defaults import build_default_registry
+from recsys.registry import Registry
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+MODEL_IDS = ("popularity-synthetic", "ease-synthetic")
+SERVER_START_S = 90
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} not found: install it with `apt-get install -y chromium` (scripts/test does this as root)"
+        if os.environ.get("CI") and os.geteuid() == 0:
+            pytest.fail(f"{reason}; in CI as root the browser test must run")
+        pytest.skip(reason)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("RECSYS_SCREENSHOTS") == "1":
+        out = ROOT / "docs" / "screenshots"
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
+def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    small = generate_synthetic(n_users=300, n_items=600, n_artists=80, n_tags=8)
+    built = build_default_registry(Registry(root), dataset=small, families=["popularity", "ease"])
+    assert sorted(built) == sorted(MODEL_IDS)
+    return root
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_serving(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"streamlit did not serve {url} within {SERVER_START_S} s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the server and anything it started (its own process group)."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(registry_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    env = {**os.environ, "RECSYS_MODELS_DIR": str(registry_dir), "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true"]
+    cmd += ["--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    cmd += ["--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_serving(url, proc, log)
+        yield url
+    finally:
+        _stop(proc)
+
+
+def _settle(page) -> None:
+    """Wait until the script run has finished (no 'Running...' status) and the page has painted."""
+    page.wait_for_selector("[data-testid='stApp']", timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS, polling=200
+    )
+    page.wait_for_timeout(700)
+
+
+def _check_no_exception(page, name: str) -> None:
+    assert page.locator("[data-testid='stException']").count() == 0, f"{name} page shows a traceback"
+
+
+def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    js_errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.on("pageerror", lambda e: js_errors.append(str(e)))
+
+            # Models, opened by a deep link as the first request to a fresh server (Streamlit would
+            # run the page without app.py here if the page did not route itself through it)
+            page.goto(f"{server}/models", timeout=TIMEOUT_MS)
+            page.get_by_role("heading", name="Manifest").wait_for(timeout=TIMEOUT_MS)
+            _settle(page)
+            nav = page.locator("[data-testid='stSidebarNav']")
+            assert nav.get_by_text("Latent space", exact=True).is_visible(), "app.py's navigation is missing"
+            assert page.locator("[data-testid='stSidebar']").get_by_text("2 model(s) ready").is_visible()
+            table = page.locator("[data-testid='stTable']").first
+            for model_id in MODEL_IDS:
+                assert table.get_by_text(model_id, exact=True).is_visible(), f"{model_id} not in the Models table"
+            assert table.get_by_text("ok", exact=True).count() == len(MODEL_IDS)
+            _check_no_exception(page, "Models")
+            page.screenshot(path=str(screenshot_dir / "models.png"), full_page=True)
+
+            # Home, by the sidebar: what this is, the modes, which models are loaded
+            nav.get_by_text("Home", exact=True).click()
+            page.get_by_role("heading", name="Four ways to steer").wait_for(timeout=TIMEOUT_MS)
+            main = page.locator("[data-testid='stMain']")
+            main.get_by_text("2 model(s) ready").wait_for(timeout=TIMEOUT_MS)
+            _settle(page)
+            for model_id in MODEL_IDS:
+                assert main.get_by_text(model_id).first.is_visible(), f"{model_id} not shown on Home"
+            _check_no_exception(page, "Home")
+            page.screenshot(path=str(screenshot_dir / "home.png"), full_page=True)
+
+            # Recommend: search a song by typing, pick it, get a top-20 list without it
+            nav.get_by_text("Recommend", exact=True).click()
+            picker = page.locator("[data-testid='stMultiSelect']")
+            picker.wait_for(timeout=TIMEOUT_MS)
+            _settle(page)
+            picker.locator("input").click()
+            page.keyboard.type("Love")
+            option = page.locator("[role='option']").first
+            option.wait_for(timeout=TIMEOUT_MS)
+            picked = option.inner_text().strip()
+            assert " — " in picked and "love" in picked.lower(), f"unexpected first option {picked!r}"
+            option.click()
+            page.keyboard.press("Escape")
+            page.get_by_role("heading", name="Top 20 for you").wait_for(timeout=TIMEOUT_MS)
+            _settle(page)
+            chips = picker.get_by_role("group", name="Selected values").locator("[data-tag]")
+            assert chips.count() == 1 and chips.first.get_attribute("aria-label") == picked
+            rows = page.locator("[data-testid='stTable'] tbody tr")
+            assert rows.count() == 20
+            title = picked.split(" — ")[0]
+            assert page.locator("[data-testid='stTable'] tbody td").get_by_text(title, exact=True).count() == 0, (
+                f"the picked song {title!r} was recommended back"
+            )
+            _check_no_exception(page, "Recommend")
+            page.screenshot(path=str(screenshot_dir / "recommend.png"), full_page=True)
+
+            # Compare and Latent space render without errors
+            for label, heading in (("Compare", "Compare"), ("Latent space", "Latent space")):
+                nav.get_by_text(label, exact=True).click()
+                page.get_by_role("heading", name=heading).first.wait_for(timeout=TIMEOUT_MS)
+                _settle(page)
+                _check_no_exception(page, label)
+                page.screenshot(path=str(screenshot_dir / f"{label.lower().replace(' ', '_')}.png"), full_page=True)
+        finally:
+            browser.close()
+    assert not js_errors, f"JavaScript errors in the page: {js_errors}"

@@ -1,0 +1,140 @@
+"""The default registry builder: what it trains, what it stores, what it skips."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from recsys import defaults
+from recsys.data.splits import strong_generalization_split
+from recsys.data.synthetic import generate_synthetic
+from recsys.defaults import DEFAULT_MODELS, DefaultModel, build_default_registry
+from recsys.evaluate import evaluate_on_users
+from recsys.registry import Registry
+
+FAST = ["popularity", "ease"]
+FAST_IDS = ["popularity-synthetic", "ease-synthetic"]
+
+
+@pytest.fixture(scope="module")
+def small():
+    return generate_synthetic(n_users=300, n_items=600, n_artists=80, n_tags=8)
+
+
+@pytest.fixture
+def full_data_forbidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail if a test would build on the full synthetic set (too slow for a unit test)."""
+
+    def forbidden():
+        raise AssertionError("the full synthetic data set was generated")
+
+    monkeypatch.setattr(defaults, "default_dataset", forbidden)
+
+
+def test_default_models_cover_the_demo_families() -> None:
+    families = {m.family for m in DEFAULT_MODELS}
+    assert {"popularity", "ease", "svd", "mlp", "multvae", "flow", "mlp_flow"} <= families
+    ids = [m.model_id for m in DEFAULT_MODELS]
+    assert len(ids) == len(set(ids))
+    assert next(m for m in DEFAULT_MODELS if m.family == "ease").params == {"l2": 200.0}
+
+
+def test_default_dataset_is_the_full_synthetic_catalogue() -> None:
+    ds = defaults.default_dataset()
+    assert (ds.name, ds.n_users, ds.n_items) == ("synthetic", 3000, 5000)
+
+
+def test_build_stores_test_metrics_and_split_info(tmp_path: Path, small) -> None:
+    registry = Registry(tmp_path)
+    calls = []
+    built = build_default_registry(
+        registry, dataset=small, families=FAST, progress=lambda done, total, msg: calls.append((done, total, msg))
+    )
+    assert built == FAST_IDS
+    assert registry.ids() == sorted(FAST_IDS)
+    # progress: one call per model naming it, then a final one, done never decreasing
+    assert [c[0] for c in calls] == [0, 1, 2] and {c[1] for c in calls} == {2}
+    assert "popularity-synthetic" in calls[0][2] and "ease-synthetic" in calls[1][2]
+
+    split = strong_generalization_split(small, defaults.SPLIT_SEED)
+    for model_id in FAST_IDS:
+        loaded = registry.load(model_id)
+        m = loaded.manifest
+        assert m["info"]["split_seed"] == 0 and m["info"]["fit_seconds"] > 0
+        assert m["info"]["split"]["test_users"] == split.test_foldin.shape[0]
+        assert m["dataset"]["fingerprint"] == split.train.fingerprint
+        again = evaluate_on_users(loaded.model, split.test_foldin, split.test_holdout)
+        for key in ("recall@20", "recall@50", "ndcg@100", "coverage@20"):
+            assert m["metrics"][key] == pytest.approx(again[key], rel=1e-6), (model_id, key)
+    assert registry.read_manifest("ease-synthetic")["params"] == {"l2": 200.0}
+
+
+def test_present_models_are_skipped_unless_forced(tmp_path: Path, small, full_data_forbidden) -> None:
+    registry = Registry(tmp_path)
+    build_default_registry(registry, dataset=small, families=FAST)
+    before = (tmp_path / "ease-synthetic" / "manifest.json").read_text()
+    inode = (tmp_path / "ease-synthetic").stat().st_ino
+    # nothing to do: returns at once, without generating any data
+    assert build_default_registry(registry, families=FAST) == []
+    assert (tmp_path / "ease-synthetic" / "manifest.json").read_text() == before
+    assert build_default_registry(registry, dataset=small, families=["ease"], force=True) == ["ease-synthetic"]
+    assert (tmp_path / "ease-synthetic").stat().st_ino != inode  # a new directory was swapped in
+    assert registry.verify("ease-synthetic") == []
+
+
+def test_a_damaged_default_model_is_rebuilt(tmp_path: Path, small) -> None:
+    registry = Registry(tmp_path)
+    build_default_registry(registry, dataset=small, families=FAST)
+    weights = tmp_path / "popularity-synthetic" / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-4] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    assert registry.verify("popularity-synthetic")
+    assert build_default_registry(registry, dataset=small, families=FAST) == ["popularity-synthetic"]
+    assert registry.verify("popularity-synthetic") == []
+
+
+def test_unavailable_family_is_skipped_with_a_warning(tmp_path: Path, small, caplog) -> None:
+    models = [DefaultModel("nope-synthetic", "no_such_family"), DefaultModel("popularity-synthetic", "popularity")]
+    with caplog.at_level(logging.WARNING, logger="recsys"):
+        built = build_default_registry(Registry(tmp_path), dataset=small, models=models)
+    assert built == ["popularity-synthetic"]
+    assert "nope-synthetic" in caplog.text and "no_such_family" in caplog.text
+
+
+def test_unknown_family_filter_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="'rock'"):
+        build_default_registry(Registry(tmp_path), families=["rock"])
+
+
+def test_main_builds_into_the_given_registry(tmp_path: Path, small, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(defaults, "default_dataset", lambda: small)
+    assert defaults.main(["--registry", str(tmp_path), "--families", "popularity", "--quiet"]) == 0
+    assert Registry(tmp_path).ids() == ["popularity-synthetic"]
+    assert "popularity-synthetic" in capsys.readouterr().out
+    assert defaults.main(["--registry", str(tmp_path), "--families", "jazz"]) == 2
+    assert "jazz" in capsys.readouterr().err
+
+
+def test_registry_defaults_to_models_dir_env(tmp_path: Path, small, monkeypatch) -> None:
+    monkeypatch.setenv("RECSYS_MODELS_DIR", str(tmp_path / "env-models"))
+    assert build_default_registry(dataset=small, families=["popularity"]) == ["popularity-synthetic"]
+    assert (tmp_path / "env-models" / "popularity-synthetic" / "manifest.json").is_file()
+
+
+def test_a_failing_fit_costs_only_that_model(tmp_path: Path, small, caplog) -> None:
+    models = [DefaultModel("ease-synthetic", "ease", {"l2": -1.0}), DefaultModel("popularity-synthetic", "popularity")]
+    with caplog.at_level(logging.ERROR, logger="recsys"):
+        built = build_default_registry(Registry(tmp_path), dataset=small, models=models)
+    assert built == ["popularity-synthetic"]
+    assert Registry(tmp_path).ids() == ["popularity-synthetic"]
+    assert "ease-synthetic" in caplog.text and "l2 must be > 0" in caplog.text
+
+
+def test_main_exits_1_when_a_model_fails(tmp_path: Path, small, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(defaults, "default_dataset", lambda: small)
+    monkeypatch.setattr(defaults, "DEFAULT_MODELS", [DefaultModel("ease-synthetic", "ease", {"l2": 0.0})])
+    assert defaults.main(["--registry", str(tmp_path), "--quiet"]) == 1
+    assert "could not build ease-synthetic" in capsys.readouterr().err
