@@ -23,6 +23,12 @@ from .popularity import Popularity
 FAMILY_MODULES: dict[str, str] = {
     "popularity": "recsys.models.popularity",
     "ease": "recsys.models.ease",
+    "mlp": "recsys.models.mlp",
+    "multvae": "recsys.models.multvae",
+    "autoencoder": "recsys.models.autoencoder",
+    "svd": "recsys.models.svd",
+    "flow": "recsys.models.flow",
+    "mlp_flow": "recsys.models.mlp_flow",
 }
 
 
@@ -31,9 +37,7 @@ def get_model_class(family: str) -> type[Recommender]:
     if family not in MODEL_CLASSES:
         module = FAMILY_MODULES.get(family)
         if module is None:
-            raise KeyError(
-                f"unknown model family {family!r}; known: {sorted(FAMILY_MODULES)}"
-            )
+            raise KeyError(f"unknown model family {family!r}; known: {sorted(FAMILY_MODULES)}")
         importlib.import_module(module)
     return MODEL_CLASSES[family]
 
