@@ -180,12 +180,98 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# steer-eval
+# ---------------------------------------------------------------------------------------------
+def _float_list(text: str, what: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CliError(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+def cmd_steer_eval(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from .benchmarking import write_result
+    from .steer_eval import (
+        DEFAULT_ALPHAS,
+        SweepConfig,
+        alpha_to_reach,
+        steering_sweep,
+        sweep_table,
+        test_users_of,
+        tradeoff_figure,
+        write_figure,
+    )
+    from .steering import Steerer, SteeringError
+
+    registry = _registry(args)
+    model_ids = [m.strip() for m in args.model.split(",") if m.strip()]
+    alphas = dict(DEFAULT_ALPHAS)
+    for mode, text in (
+        ("postfilter", args.alphas_post),
+        ("tune", args.alphas_tune),
+        ("tune+post", args.alphas_tune_post),
+    ):
+        if text:
+            alphas[mode] = tuple(_float_list(text, f"--alphas for {mode}"))
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = sorted(set(modes) - set(alphas))
+    if bad:
+        raise CliError(f"unknown modes {bad}; choose from {sorted(alphas)}")
+    alphas = {m: alphas[m] for m in modes}
+    cfg = SweepConfig(
+        n_users=args.users, seed=args.seed, beta=args.beta, reli=args.reli, k=args.k, post_factor=args.post_factor
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sweeps = {}
+    for model_id in model_ids:
+        loaded = registry.load(model_id)
+        try:
+            steerer = Steerer.from_loaded(loaded)
+            foldin, holdout = test_users_of(loaded, lambda name: _load_dataset(args.dataset or name, args.data_dir))
+        except SteeringError as e:
+            raise CliError(str(e)) from None
+        bar = tqdm(desc=f"steering {model_id}", unit="step", file=sys.stderr)
+
+        def progress(done: int, total: int, _bar=bar) -> None:
+            _bar.total = total
+            _bar.update(done - _bar.n)
+
+        try:
+            df = steering_sweep(steerer, foldin, holdout, alphas=alphas, config=cfg, progress=progress)
+        finally:
+            bar.close()
+        sweeps[model_id] = df
+        reach = alpha_to_reach(df, 0.5, cfg.k)
+        notes = "Smallest swept alpha reaching a target-tag share@{} of 0.5: {}.".format(
+            cfg.k, ", ".join(f"{m} {a if a is not None else 'not reached'}" for m, a in reach.items())
+        )
+        table = sweep_table(df)
+        print(f"\n{model_id}\n{table}\n{notes}")
+        df.to_csv(out / f"steering_{model_id}.csv", index=False)
+        argv = ["python", "-m", "recsys", *sys.argv[1:]]
+        write_result(
+            out / f"steering_{model_id}.md", title=f"Steering sweep: {model_id}", table=table, argv=argv, notes=notes
+        )
+    label = args.label or "_".join(model_ids)
+    fig = tradeoff_figure(sweeps, k=cfg.k, title=f"Steering trade-off: {', '.join(model_ids)}")
+    written = write_figure(fig, str(out / f"tradeoff_{label}"))
+    print("\nwritten: " + ", ".join(str(p) for p in written))
+
+
+# ---------------------------------------------------------------------------------------------
 # recommend
 # ---------------------------------------------------------------------------------------------
 def cmd_recommend(args: argparse.Namespace) -> None:
     import scipy.sparse as sp
 
-    loaded = _registry(args).load(args.model)
+    registry = _registry(args)
+    model_id = args.model or _latest_model(registry)
+    loaded = registry.load(model_id)
     items = loaded.items
     col = {iid: i for i, iid in enumerate(items["item_id"])}
     histories: list[list[int]] = []
@@ -203,7 +289,7 @@ def cmd_recommend(args: argparse.Namespace) -> None:
         picks = [p.strip() for p in args.items.split(",") if p.strip()]
         unknown = [p for p in picks if p not in col]
         if unknown:
-            raise CliError(f"unknown item ids {unknown[:10]} for model {args.model}; see `registry show {args.model}`")
+            raise CliError(f"unknown item ids {unknown[:10]} for model {model_id}; see `registry show {model_id}`")
         histories.append(sorted({col[p] for p in picks}))
         labels.append("picks")
     if not histories:
@@ -235,6 +321,24 @@ def cmd_recommend(args: argparse.Namespace) -> None:
         print(f"{len(df)} rows written to {args.csv}")
     else:
         _print_table(df)
+
+
+def _latest_model(registry) -> str:
+    """The most recently created readable model (what `recommend` uses without --model)."""
+    entries = [e for e in registry.list() if e.ok and e.manifest]
+    if not entries:
+        raise CliError(
+            f"no models in {registry.root}: train one (`python -m recsys train --template autoencoder`) "
+            "or build the defaults (`python -m recsys registry build-defaults`)"
+        )
+
+    def when(e) -> tuple[str, int]:  # "created" has 1 s resolution; the manifest's mtime breaks ties
+        manifest = registry.root / e.model_id / "manifest.json"
+        return e.manifest.get("created", ""), manifest.stat().st_mtime_ns if manifest.exists() else 0
+
+    latest = max(entries, key=when)
+    print(f"using model {latest.model_id} (the most recent; --model ID picks another)", file=sys.stderr)
+    return latest.model_id
 
 
 def _match_user(ds, user: str):
@@ -377,9 +481,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(e)
     e.set_defaults(func=cmd_evaluate)
 
+    # steer-eval
+    v = sub.add_parser("steer-eval", help="sweep alpha per steering mode over test users (seed 000's predict)")
+    v.add_argument("--model", required=True, help="registry model id(s), comma-separated (one figure for all)")
+    v.add_argument("--modes", default="postfilter,tune,tune+post", help="modes to sweep (default: all)")
+    v.add_argument("--alphas-post", help="alpha grid of postfilter (default 0,0.5,1,2,3,4,6,8,12,16)")
+    v.add_argument("--alphas-tune", help="alpha grid of tune (default 0,0.25,...,6)")
+    v.add_argument("--alphas-tune-post", help="alpha grid of tune+post (default as tune)")
+    v.add_argument("--users", type=int, default=300, help="test users to sweep over (default 300)")
+    v.add_argument("--seed", type=int, default=0, help="seeds the user sample and the target tags")
+    v.add_argument("--beta", type=float, default=1.0, help="weight of the target tag (default 1)")
+    v.add_argument("--reli", type=float, default=0.5, help="relevance of target-tag items in graded NDCG")
+    v.add_argument("--k", type=int, default=20, help="cut-off of share, COUNTS and Jaccard (default 20)")
+    v.add_argument("--post-factor", type=float, default=1.0, help="tune+post postfilters with alpha x this")
+    v.add_argument("--dataset", help="data set to rebuild the test users from (default: the model's)")
+    v.add_argument("--label", help="name of the figure files (default: the model ids)")
+    v.add_argument("--out", default="steer-eval", help="directory for tables and figures (default steer-eval/)")
+    add_common(v, registry=True)
+    v.set_defaults(func=cmd_steer_eval)
+
     # recommend
     r = sub.add_parser("recommend", help="top-N for a user of the data set or a list of item ids")
-    r.add_argument("--model", required=True, help="registry model id")
+    r.add_argument("--model", help="registry model id (default: the most recently trained model)")
     r.add_argument("--user", action="append", help="user id in the model's data set (repeatable)")
     r.add_argument("--items", help="comma-separated item ids the person likes")
     r.add_argument("--top", type=int, default=10)

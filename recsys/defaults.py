@@ -28,6 +28,7 @@ from .data.dataset import Dataset
 from .data.splits import StrongSplit, strong_generalization_split
 from .data.synthetic import generate_synthetic
 from .evaluate import evaluate_on_users
+from .model_extras import compute_extras
 from .models import get_model_class
 from .models.base import Recommender
 from .registry import Registry
@@ -113,14 +114,18 @@ def _fit_and_save(
     model.fit(split.train, validation=(split.val_foldin, split.val_holdout), progress=on_epoch)
     fit_seconds = time.perf_counter() - t0
     metrics = evaluate_on_users(model, split.test_foldin, split.test_holdout)
+    extras, extra_info = compute_extras(model, split.train)
     info = {
+        **extra_info,
         "built_by": "recsys.defaults.build_default_registry",
         "split": {"kind": "strong_generalization", **split.describe()},
         "split_seed": split.seed,
         "evaluated_on": "test users of the split (fold-in 80 %, held-out 20 % of each history)",
         "fit_seconds": fit_seconds,
     }
-    registry.save(model, dataset=split.train, model_id=spec.model_id, metrics=metrics, info=info, overwrite=True)
+    registry.save(
+        model, dataset=split.train, model_id=spec.model_id, metrics=metrics, extras=extras, info=info, overwrite=True
+    )
     logger.info("saved %s: ndcg@100=%.4f recall@20=%.4f", spec.model_id, metrics["ndcg@100"], metrics["recall@20"])
     return spec.model_id
 

@@ -28,6 +28,7 @@ import yaml
 from .data.dataset import Dataset
 from .data.splits import strong_generalization_split
 from .evaluate import evaluate_on_users
+from .model_extras import compute_extras
 from .models import get_model_class
 from .models.base import ProgressCallback
 from .registry import Registry
@@ -144,13 +145,16 @@ def train_from_config(
     fit_s = time.perf_counter() - t0
     metrics = evaluate_on_users(model, split.test_foldin, split.test_holdout)
     metrics["fit_s"] = fit_s
+    extras, extra_info = compute_extras(model, split.train)
     registry = registry or Registry()
     model_id = registry.save(
         model,
         dataset=split.train,
         model_id=cfg.get("model_id") or f"{family}-{dataset.name}",
         metrics=metrics,
+        extras=extras,
         info={
+            **extra_info,
             "split": split.describe(),
             "config": cfg,
             "source_dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint},

@@ -1,4 +1,9 @@
-"""Shared fixtures."""
+"""Shared fixtures.
+
+Torch runs on one thread in tests: the test data are tiny, so a batch is many small ops; on a machine
+whose few cores are shared, a second intra-op thread makes each op wait for the scheduler (10x
+slower here) and buys nothing.
+"""
 
 from __future__ import annotations
 
@@ -16,3 +21,16 @@ def data_dir() -> Path:
     if d is None or not d.is_dir():
         pytest.skip(f"real data not found at {d or '../shared/data'}; set RECSYS_DATA_DIR")
     return d
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_single_thread():
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

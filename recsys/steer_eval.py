@@ -1,0 +1,328 @@
+"""Seed 000's "predict": how steering trades accuracy for the target tag, swept over alpha.
+
+For each test user (fold-in history ``x``, held-out items ``h``) a target tag ``t`` is drawn among
+the steerable tags that are *not* the user's dominant tag (uniformly, from ``seed``). For every mode
+and alpha the user's list is recomputed toward ``{t: beta}`` and scored:
+
+* ``ndcg_graded@N``: NDCG@N with relevance 1 for held-out items, ``reli`` for (other) items carrying
+  ``t``, gain ``2^rel - 1`` (rec-NN's evaluation); the ideal ranking sorts the same relevances.
+* ``ndcg@N``: plain held-out NDCG@N (accuracy), and ``delta_ndcg@N`` against the same mode at alpha 0.
+* ``share@K``: share of the top K carrying ``t``; ``hits_heldout@K`` / ``hits_target@K`` /
+  ``neither@K``: COUNTS, the top K split into held-out hits, target-tag items (not held out), others.
+* ``dist_centroid`` / ``dist_heldout``: DIST, latent distance of the (tuned) point to ``c_t`` and to
+  ``encode(h)``, the held-out items' own point (the point does not move for postfilter).
+* ``jaccard@K``: overlap of the top K with the user's standard top K.
+
+Everything is vectorised over users: one decode per (mode, alpha) for all users of a batch.
+:func:`tradeoff_figure` draws share@K against held-out NDCG, one curve per mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .models.base import top_k
+from .steering import LATENT_MODES, MODES, Steerer, SteeringError, dominant_tags, to_probabilities
+
+#: Default alpha grids per mode: postfilter needs far larger alpha than tuning for the same share.
+DEFAULT_ALPHAS: dict[str, tuple[float, ...]] = {
+    "postfilter": (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0),
+    "tune": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
+    "tune+post": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
+}
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Knobs of a steering sweep (defaults follow seed 000 and DESIGN.md)."""
+
+    n_users: int = 300
+    seed: int = 0
+    beta: float = 1.0
+    reli: float = 0.5
+    k: int = 20  # share / COUNTS / Jaccard cut-off
+    n: int = 100  # NDCG cut-off
+    post_factor: float = 1.0
+    batch_size: int = 256
+
+
+def choose_targets(steerer: Steerer, foldin: sp.csr_matrix, seed: int) -> np.ndarray:
+    """Per user, a vocabulary column of a steerable tag that is not their dominant tag (random, seeded)."""
+    tags = steerer.steerable_tags
+    if len(tags) < 2:
+        raise SteeringError(f"a steering sweep needs at least 2 steerable tags, this model has {tags}")
+    cols = np.array([steerer.vocabulary.index(t) for t in tags], dtype=np.int64)
+    dom = dominant_tags(foldin, steerer.tag_matrix)
+    rng = np.random.default_rng(seed)
+    out = np.empty(foldin.shape[0], dtype=np.int64)
+    for u in range(foldin.shape[0]):
+        choices = cols[cols != dom[u]]
+        out[u] = rng.choice(choices)
+    return out
+
+
+def _graded_ndcg(top: np.ndarray, rel: np.ndarray, n: int) -> np.ndarray:
+    """NDCG@n with graded relevance ``rel`` (n_users, n_items; history items already 0), gain 2^rel - 1."""
+    disc = 1.0 / np.log2(np.arange(2, n + 2))
+    gain = np.exp2(np.take_along_axis(rel, top[:, :n], axis=1)) - 1.0
+    dcg = (gain * disc[: gain.shape[1]]).sum(axis=1)
+    ideal = -np.sort(-rel, axis=1)[:, :n]
+    idcg = ((np.exp2(ideal) - 1.0) * disc[: ideal.shape[1]]).sum(axis=1)
+    return np.divide(dcg, idcg, out=np.zeros_like(dcg), where=idcg > 0)
+
+
+def _row_sets_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.empty(a.shape[0])
+    for u in range(a.shape[0]):
+        sa, sb = set(a[u].tolist()), set(b[u].tolist())
+        out[u] = len(sa & sb) / max(len(sa | sb), 1)
+    return out
+
+
+def steering_sweep(
+    steerer: Steerer,
+    foldin: sp.csr_matrix,
+    holdout: sp.csr_matrix,
+    *,
+    alphas: Mapping[str, Sequence[float]] | None = None,
+    config: SweepConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """One row per (mode, alpha) with the metrics of the module docstring, averaged over users.
+
+    Modes the model cannot do (tune modes of non-latent models) are left out. ``alphas`` per mode
+    (default :data:`DEFAULT_ALPHAS`); each grid gets 0 added so deltas have their reference.
+    """
+    cfg = config or SweepConfig()
+    alphas = dict(DEFAULT_ALPHAS if alphas is None else alphas)
+    modes = [m for m in MODES if m in alphas and (steerer.latent or m not in LATENT_MODES)]
+    foldin, holdout = sp.csr_matrix(foldin), sp.csr_matrix(holdout)
+    keep = np.flatnonzero((np.diff(holdout.indptr) > 0) & (np.diff(foldin.indptr) > 0))
+    rng = np.random.default_rng(cfg.seed)
+    if len(keep) > cfg.n_users:
+        keep = np.sort(rng.choice(keep, cfg.n_users, replace=False))
+    foldin, holdout = foldin[keep], holdout[keep]
+    targets = choose_targets(steerer, foldin, cfg.seed)
+    grids = {m: sorted({0.0, *map(float, alphas[m])}) for m in modes}
+    total = sum(len(g) for g in grids.values()) * int(np.ceil(len(keep) / cfg.batch_size))
+    done = 0
+    acc: dict[tuple[str, float], dict[str, float]] = {}
+    for lo in range(0, len(keep), cfg.batch_size):
+        x, h, t = foldin[lo : lo + cfg.batch_size], holdout[lo : lo + cfg.batch_size], targets[lo : lo + cfg.batch_size]
+        for (mode, alpha), sums in _sweep_batch(steerer, x, h, t, grids, cfg).items():
+            row = acc.setdefault((mode, alpha), {})
+            for key, v in sums.items():
+                row[key] = row.get(key, 0.0) + v
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    rows = []
+    for (mode, alpha), sums in acc.items():
+        n_users = sums.pop("users")
+        rows.append({"mode": mode, "alpha": alpha, "users": int(n_users), **{k: v / n_users for k, v in sums.items()}})
+    df = pd.DataFrame(rows).sort_values(["mode", "alpha"], key=lambda c: c.map(MODES.index) if c.name == "mode" else c)
+    base = df[df["alpha"] == 0].set_index("mode")[f"ndcg@{cfg.n}"]
+    df.insert(
+        df.columns.get_loc(f"ndcg@{cfg.n}") + 1, f"delta_ndcg@{cfg.n}", df[f"ndcg@{cfg.n}"] - df["mode"].map(base)
+    )
+    return df.reset_index(drop=True)
+
+
+def _sweep_batch(
+    steerer: Steerer,
+    x: sp.csr_matrix,
+    h: sp.csr_matrix,
+    targets: np.ndarray,
+    grids: dict[str, list[float]],
+    cfg: SweepConfig,
+) -> dict[tuple[str, float], dict[str, float]]:
+    model = steerer.model
+    n_users = x.shape[0]
+    has_target = np.asarray(steerer.tag_matrix[:, targets].T.todense()) > 0  # (n_users, n_items)
+    held = h.toarray() > 0
+    seen = x.toarray() > 0
+    rel = np.where(held, 1.0, np.where(has_target, cfg.reli, 0.0))
+    rel[seen] = 0.0
+    latent = steerer.latent
+    if latent:
+        z = model.encode(x).astype(np.float64)
+        own = steerer.own_points(x, z)
+        cent_row = {steerer.vocabulary.index(t): j for j, t in enumerate(steerer.centroids.tags)}
+        c_t = steerer.centroids.centroids[[cent_row[int(t)] for t in targets]].astype(np.float64)
+        z_held = model.encode(h).astype(np.float64)
+        std_scores = model.decode(z.astype(np.float32))
+    else:
+        std_scores = model.score(x)
+    p_std = to_probabilities(std_scores, model.score_kind)
+    std_top, _ = top_k(p_std, cfg.n, exclude=x)
+    out = {}
+    for mode, grid in grids.items():
+        for alpha in grid:
+            point = None
+            if mode in LATENT_MODES:
+                point = z + alpha * (c_t - own)
+                p = to_probabilities(model.decode(point.astype(np.float32)), model.score_kind) if alpha else p_std
+                post_alpha = alpha * cfg.post_factor if mode == "tune+post" else 0.0
+            else:
+                p = p_std
+                post_alpha = alpha if mode == "postfilter" else 0.0
+                point = z if latent else None
+            if post_alpha:
+                p = p * np.where(has_target, (1.0 + cfg.beta) ** post_alpha, 1.0)
+            top, _ = top_k(p, cfg.n, exclude=x) if (mode != "standard" and alpha) else (std_top, None)
+            k_top = top[:, : cfg.k]
+            tgt_k = np.take_along_axis(has_target, k_top, axis=1)
+            held_k = np.take_along_axis(held, k_top, axis=1)
+            n_rel = held.sum(axis=1)
+            hits_n = np.take_along_axis(held, top, axis=1).astype(np.float64)
+            disc = 1.0 / np.log2(np.arange(2, cfg.n + 2))
+            dcg = (hits_n * disc[: hits_n.shape[1]]).sum(axis=1)
+            idcg = np.array([disc[: min(int(r), cfg.n)].sum() for r in n_rel])
+            sums = {
+                "users": float(n_users),
+                f"ndcg_graded@{cfg.n}": float(_graded_ndcg(top, rel, cfg.n).sum()),
+                f"ndcg@{cfg.n}": float(np.divide(dcg, idcg, out=np.zeros_like(dcg), where=idcg > 0).sum()),
+                f"share@{cfg.k}": float(tgt_k.mean(axis=1).sum()),
+                f"hits_heldout@{cfg.k}": float(held_k.sum()),
+                f"hits_target@{cfg.k}": float((tgt_k & ~held_k).sum()),
+                f"neither@{cfg.k}": float((~tgt_k & ~held_k).sum()),
+                f"jaccard@{cfg.k}": float(_row_sets_jaccard(k_top, std_top[:, : cfg.k]).sum()),
+            }
+            if point is not None:
+                sums["dist_centroid"] = float(np.linalg.norm(point - c_t, axis=1).sum())
+                sums["dist_heldout"] = float(np.linalg.norm(point - z_held, axis=1).sum())
+            out[(mode, alpha)] = sums
+    return out
+
+
+def alpha_to_reach(sweep: pd.DataFrame, share: float, k: int = 20) -> dict[str, float | None]:
+    """Per mode, the smallest swept alpha whose mean share@k reaches ``share`` (None if none does)."""
+    out: dict[str, float | None] = {}
+    for mode, g in sweep.groupby("mode", sort=False):
+        hit = g[g[f"share@{k}"] >= share]
+        out[mode] = float(hit["alpha"].min()) if len(hit) else None
+    return out
+
+
+def tradeoff_figure(sweeps: Mapping[str, pd.DataFrame], *, k: int = 20, n: int = 100, title: str = ""):
+    """Plotly figure: target-tag share@k (x) vs held-out NDCG@n (y), one curve per (model, mode).
+
+    ``sweeps`` maps a model label to its :func:`steering_sweep` table; markers show alpha on hover.
+    """
+    import plotly.graph_objects as go
+
+    dash = {"standard": "dot", "postfilter": "dash", "tune": "solid", "tune+post": "dashdot"}
+    import plotly.express as px
+
+    palette = px.colors.qualitative.D3
+    fig = go.Figure()
+    for i, (label, df) in enumerate(sweeps.items()):
+        for mode, g in df.groupby("mode", sort=False):
+            if mode == "standard":
+                continue
+            name = f"{label}: {mode}" if len(sweeps) > 1 else mode
+            fig.add_trace(
+                go.Scatter(
+                    x=g[f"share@{k}"],
+                    y=g[f"ndcg@{n}"],
+                    mode="lines+markers",
+                    name=name,
+                    line={
+                        "dash": dash.get(mode, "solid"),
+                        **({"color": palette[i % len(palette)]} if len(sweeps) > 1 else {}),
+                    },
+                    customdata=np.stack([g["alpha"], g[f"delta_ndcg@{n}"]], axis=1),
+                    hovertemplate=(
+                        f"{name}<br>alpha %{{customdata[0]:.2f}}<br>target share@{k} %{{x:.2f}}"
+                        f"<br>NDCG@{n} %{{y:.3f}} (Δ %{{customdata[1]:+.3f}})<extra></extra>"
+                    ),
+                )
+            )
+    fig.update_layout(
+        title=title or "Steering trade-off",
+        xaxis_title=f"target-tag share of the top {k}",
+        yaxis_title=f"held-out NDCG@{n}",
+        template="plotly_white",
+        legend_title="mode",
+        width=900,
+        height=560,
+    )
+    return fig
+
+
+def write_figure(fig, stem: str) -> list[str]:
+    """Write ``stem.html`` and, where a static-image engine works (kaleido + Chromium), ``stem.png``."""
+    import logging
+    import os
+
+    from .io import atomic_write_text
+
+    written = [f"{stem}.html"]
+    atomic_write_text(written[0], fig.to_html(include_plotlyjs="cdn", full_html=True))
+    try:
+        if os.path.exists("/usr/bin/chromium") and not os.environ.get("BROWSER_PATH"):
+            os.environ["BROWSER_PATH"] = "/usr/bin/chromium"
+        png = fig.to_image(format="png", scale=1)
+    except Exception as e:  # no kaleido or no browser: the HTML is the figure
+        logging.getLogger("recsys").warning("PNG not written (%s: %s); the HTML figure is", type(e).__name__, e)
+        return written
+    from .io import atomic_write_bytes
+
+    atomic_write_bytes(f"{stem}.png", png)
+    written.append(f"{stem}.png")
+    return written
+
+
+def test_users_of(loaded, load_dataset: Callable[[str], object]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """(fold-in, held-out) of the test users of the split a registry model was trained on.
+
+    The split is rebuilt from the manifest (data set name, split seed, users per held-out group) and
+    checked against the stored training fingerprint, so a changed data set is an error, not a
+    silently different evaluation.
+    """
+    from .data.splits import strong_generalization_split
+
+    manifest = loaded.manifest
+    info = manifest.get("info") or {}
+    split_info = info.get("split") or {}
+    name = (info.get("source_dataset") or {}).get("name") or manifest["dataset"]["name"]
+    seed = split_info.get("seed", info.get("split_seed"))
+    if seed is None:
+        raise SteeringError(f"model {loaded.model_id!r} does not record the split it was trained on")
+    ds = load_dataset(name)
+    split = strong_generalization_split(ds, int(seed), split_info.get("val_users"))
+    if split.train.fingerprint != manifest["dataset"]["fingerprint"]:
+        raise SteeringError(
+            f"the data set {name!r} is not the one model {loaded.model_id!r} was trained on "
+            "(training fingerprint differs); retrain the model on the current data"
+        )
+    return split.test_foldin, split.test_holdout
+
+
+def sweep_table(df: pd.DataFrame) -> str:
+    """Markdown table of a sweep (rounded for reading)."""
+    shown = df.copy()
+    for c in shown.columns:
+        if shown[c].dtype.kind == "f" and c != "alpha":
+            shown[c] = shown[c].map(lambda v: f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}")
+    return shown.to_markdown(index=False) if _has_tabulate() else _plain_markdown(shown)
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _plain_markdown(df: pd.DataFrame) -> str:
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)

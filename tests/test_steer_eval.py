@@ -1,0 +1,134 @@
+"""Seed 000's steering evaluation: metrics by hand, sweep consistency, the steer-eval command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys import cli
+from recsys.data.splits import strong_generalization_split
+from recsys.data.synthetic import generate_synthetic
+from recsys.models.mlp import MLPRecommender
+from recsys.registry import Registry
+from recsys.steer_eval import (
+    SweepConfig,
+    _graded_ndcg,
+    alpha_to_reach,
+    choose_targets,
+    steering_sweep,
+    tradeoff_figure,
+)
+from recsys.steering import Steerer, dominant_tags
+from recsys.training import train_from_config
+
+
+@pytest.fixture(scope="module")
+def small():
+    return generate_synthetic(n_users=400, n_items=500, n_artists=80, n_tags=6, seed=5)
+
+
+@pytest.fixture(scope="module")
+def split(small):
+    return strong_generalization_split(small, 0, 50)
+
+
+@pytest.fixture(scope="module")
+def steerer(split) -> Steerer:
+    model = MLPRecommender(epochs=40, latent_dim=16, hidden_dim=64, seed=0)
+    model.fit(split.train, validation=(split.val_foldin, split.val_holdout))
+    return Steerer.from_training(model, split.train.interactions, split.train.items)
+
+
+def test_graded_ndcg_hand_computed() -> None:
+    rel = np.array([[1.0, 0.5, 0.0, 0.5]])
+    top = np.array([[1, 0, 2, 3]])  # gains: 2^.5-1, 1, 0, 2^.5-1
+    g = 2**0.5 - 1
+    disc = 1 / np.log2(np.arange(2, 6))
+    dcg = g * disc[0] + 1 * disc[1] + g * disc[3]
+    idcg = 1 * disc[0] + g * disc[1] + g * disc[2]
+    assert _graded_ndcg(top, rel, 4)[0] == pytest.approx(dcg / idcg)
+    assert _graded_ndcg(np.array([[0, 1, 3, 2]]), rel, 4)[0] == pytest.approx(1.0)
+
+
+def test_targets_are_never_the_dominant_tag(steerer, split) -> None:
+    targets = choose_targets(steerer, split.test_foldin, seed=1)
+    dom = dominant_tags(split.test_foldin, steerer.tag_matrix)
+    assert np.all(targets != dom)
+    assert len(set(targets.tolist())) > 1  # drawn, not one fixed tag
+    np.testing.assert_array_equal(targets, choose_targets(steerer, split.test_foldin, seed=1))
+
+
+def test_sweep_reference_rows_and_trends(steerer, split) -> None:
+    alphas = {"postfilter": (0, 1, 4, 16), "tune": (0, 0.5, 1, 2), "tune+post": (0, 0.5, 1)}
+    df = steering_sweep(steerer, split.test_foldin, split.test_holdout, alphas=alphas, config=SweepConfig(n_users=40))
+    zero = df[df["alpha"] == 0].drop(columns=["mode", "dist_centroid", "dist_heldout"])
+    assert len(zero) == 3 and (zero.nunique() == 1).all()  # alpha 0 is the standard list in every mode
+    assert (df[df["alpha"] == 0]["delta_ndcg@100"] == 0).all()
+    assert (df[df["alpha"] == 0]["jaccard@20"] == 1).all()
+    for mode in alphas:
+        g = df[df["mode"] == mode]
+        assert g["share@20"].is_monotonic_increasing, (mode, g["share@20"].tolist())
+        assert g["share@20"].iloc[-1] > g["share@20"].iloc[0]
+        counts = g[["hits_heldout@20", "hits_target@20", "neither@20"]].sum(axis=1)
+        np.testing.assert_allclose(counts, 20.0)
+    tune = df[df["mode"] == "tune"]
+    assert tune["dist_centroid"].iloc[2] < tune["dist_centroid"].iloc[0]  # alpha 1 moves toward c_t
+    post = df[df["mode"] == "postfilter"]
+    assert post["dist_centroid"].nunique() == 1  # postfiltering does not move the point
+    reach = alpha_to_reach(df, 0.5)
+    assert reach["postfilter"] is not None and reach["tune"] is not None
+
+
+def test_sweep_agrees_with_the_page_call(steerer, split) -> None:
+    """The sweep's vectorised tune list for one user is the list Steerer.recommend gives that user."""
+    u = int(np.flatnonzero(np.diff(split.test_holdout.indptr) > 0)[0])
+    foldin, holdout = split.test_foldin[u], split.test_holdout[u]
+    target = steerer.vocabulary[choose_targets(steerer, foldin, seed=0)[0]]
+    df = steering_sweep(steerer, foldin, holdout, alphas={"tune": (1.0,)}, config=SweepConfig(n_users=1))
+    picks = list(steerer.items["item_id"].iloc[foldin.indices])
+    r = steerer.recommend(picks, {target: 1.0}, 1.0, modes=("tune",))
+    row = df[(df["mode"] == "tune") & (df["alpha"] == 1.0)].iloc[0]
+    assert row["share@20"] == pytest.approx(r.lists["tune"].tag_share)
+
+
+def test_tradeoff_figure_has_a_curve_per_mode(steerer, split) -> None:
+    df = steering_sweep(
+        steerer, split.test_foldin, split.test_holdout, alphas={"postfilter": (0, 2), "tune": (0, 1)},
+        config=SweepConfig(n_users=20),
+    )  # fmt: skip
+    fig = tradeoff_figure({"a": df, "b": df})
+    assert sorted(t.name for t in fig.data) == ["a: postfilter", "a: tune", "b: postfilter", "b: tune"]
+    assert fig.layout.xaxis.title.text.startswith("target-tag share")
+
+
+def test_steer_eval_command_writes_table_and_figure(tmp_path: Path, small, monkeypatch, capsys) -> None:
+    reg = Registry(tmp_path / "reg")
+    cfg = {"family": "mlp", "dataset": "synthetic", "seed": 0, "n_heldout_users": 50, "model_id": "m",
+           "params": {"epochs": 20, "latent_dim": 16, "hidden_dim": 32}}  # fmt: skip
+    train_from_config(cfg, dataset=small, registry=reg)
+    monkeypatch.setattr(cli, "_load_dataset", lambda name, data_dir: small)
+    out = tmp_path / "out"
+    argv = ["steer-eval", "--model", "m", "--registry", str(reg.root), "--out", str(out), "--users", "30"]
+    argv += ["--alphas-post", "0,2,8", "--alphas-tune", "0,1,3", "--alphas-tune-post", "0,1"]
+    assert cli.main(argv) == 0
+    table = pd.read_csv(out / "steering_m.csv")
+    assert set(table["mode"]) == {"postfilter", "tune", "tune+post"}
+    assert sorted(table[table["mode"] == "tune"]["alpha"]) == [0, 1, 3]
+    md = (out / "steering_m.md").read_text()
+    assert "share@20" in md and "command:" in md
+    assert (out / "tradeoff_m.html").stat().st_size > 1000
+    assert "Smallest swept alpha" in capsys.readouterr().out
+
+
+def test_steer_eval_refuses_changed_data(tmp_path: Path, small, monkeypatch, capsys) -> None:
+    reg = Registry(tmp_path / "reg")
+    cfg = {"family": "ease", "dataset": "synthetic", "seed": 0, "n_heldout_users": 50, "model_id": "e", "params": {}}
+    train_from_config(cfg, dataset=small, registry=reg)
+    other = generate_synthetic(n_users=400, n_items=500, n_artists=80, n_tags=6, seed=6)
+    monkeypatch.setattr(cli, "_load_dataset", lambda name, data_dir: other)
+    argv = ["steer-eval", "--model", "e", "--registry", str(reg.root), "--out", str(tmp_path / "o")]
+    assert cli.main(argv) == 2
+    assert "not the one model 'e' was trained on" in capsys.readouterr().err
