@@ -76,6 +76,27 @@ def test_train_then_registry_then_recommend(env, small, capsys):
     assert "title" in capsys.readouterr().out
 
 
+def test_recommend_without_model_uses_latest_autoencoder_template(env, small, capsys):
+    assert run("recommend", "--user", str(small.user_ids[0])) == 2
+    assert "no models in" in capsys.readouterr().err
+    assert run("train", "ease", "--model-id", "older") == 0
+    assert run("train", "--template", "autoencoder", "--set", "epochs=2", "--set", "hidden_dim1=16") == 0
+    capsys.readouterr()
+    user = str(small.user_ids[0])
+    csv = env / "ae.csv"
+    assert run("recommend", "--user", user, "--top", "10", "--csv", str(csv)) == 0
+    assert "using model autoencoder-synthetic" in capsys.readouterr().err
+    df = pd.read_csv(csv)
+    assert len(df) == 10 and df["score"].is_monotonic_decreasing
+    assert not set(small.item_ids[small.interactions[0].indices]) & set(df["item_id"])
+
+
+@pytest.mark.parametrize("template", ["flow", "mlp_flow"])
+def test_flow_templates_train(env, template, capsys):
+    assert run("train", "--template", template, "--set", "epochs=1", "--set", "flow_epochs=1") == 0
+    assert f"registered {template}-synthetic" in capsys.readouterr().out
+
+
 def test_user_errors_are_one_line_not_tracebacks(env, capsys):
     assert run("registry", "show", "missing") == 2
     err = capsys.readouterr().err
