@@ -289,3 +289,90 @@ def manifest_text_or_problem(registry: Registry, model_id: str) -> tuple[dict | 
         return None, str(e)
     except OSError as e:
         return None, f"model {model_id!r}: {MANIFEST} cannot be read ({e})"
+
+
+# ---- steering (the Recommend page) --------------------------------------------------------------
+#: Column order and titles of the Recommend page.
+COLUMNS: dict[str, str] = {
+    "standard": "Standard",
+    "postfilter": "Postfiltered",
+    "tune": "Tuned",
+    "tune+post": "Tune + post",
+    "svd": "SVD baseline",
+}
+
+
+def parse_tags_param(text: str | None) -> dict[str, float]:
+    """``"rock:1,hip hop:2.5"`` (the URL form) -> {"rock": 1.0, "hip hop": 2.5}; a bare tag weighs 1."""
+    out: dict[str, float] = {}
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, _, weight = part.rpartition(":") if ":" in part else (part, "", "1")
+        try:
+            out[name.strip()] = float(weight)
+        except ValueError:
+            out[part] = 1.0
+    return out
+
+
+def format_tags_param(tags: dict[str, float]) -> str:
+    return ",".join(f"{t}:{w:g}" for t, w in tags.items())
+
+
+def svd_partner(statuses: list[ModelStatus], fingerprint: str) -> str | None:
+    """The SVD baseline trained on the same data (same item columns) as the model, if any."""
+    for s in statuses:
+        if s.ok and s.family == "svd" and s.manifest["dataset"].get("fingerprint") == fingerprint:
+            return s.model_id
+    return None
+
+
+def steerable_statuses(statuses: list[ModelStatus]) -> list[ModelStatus]:
+    """Models the Recommend page can use: verified and saved with steering data."""
+    return [s for s in statuses if s.ok and "steering" in (s.manifest.get("info") or {})]
+
+
+def results_csv(lists: dict[str, pd.DataFrame]) -> str:
+    """One CSV of every column's list: column, rank, item_id, title, artist, tags, score, on_target."""
+    frames = []
+    for name, df in lists.items():
+        f = df[["rank", "item_id", "title", "artist", "tags", "score", "on_target"]].copy()
+        f["tags"] = ["|".join(t) for t in f["tags"]]
+        f.insert(0, "column", name)
+        frames.append(f)
+    return pd.concat(frames, ignore_index=True).to_csv(index=False) if frames else ""
+
+
+@st.cache_resource(show_spinner="Preparing steering…", max_entries=8)
+def _steerer_cached(root: str, model_id: str, signature: tuple):
+    from .steering import Steerer
+
+    return Steerer.from_loaded(_load_cached(root, model_id, signature))
+
+
+def cached_steerer(registry: Registry, model_id: str):
+    """The model's :class:`~recsys.steering.Steerer`, built once per file signature; raises on problems."""
+    return _steerer_cached(str(registry.root), model_id, files_signature(registry, model_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _labels_cached(root: str, model_id: str, signature: tuple) -> dict[str, str]:
+    return item_labels(_load_cached(root, model_id, signature).items)
+
+
+def cached_item_labels(registry: Registry, model_id: str) -> dict[str, str]:
+    """item id -> "title — artist" for the picker, computed once per model (20k items: ~20 ms saved per rerun)."""
+    return _labels_cached(str(registry.root), model_id, files_signature(registry, model_id))
+
+
+def sample_listener(loaded: LoadedModel, draw: int) -> list[str]:
+    """Item ids of a held-out listener stored with the model (``draw`` picks which); [] if none stored."""
+    from .model_extras import stored_listeners
+
+    listeners = stored_listeners(loaded.extras)
+    if not listeners:
+        return []
+    cols = listeners[draw % len(listeners)]
+    return [str(v) for v in loaded.items["item_id"].iloc[cols]]

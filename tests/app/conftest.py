@@ -1,4 +1,4 @@
-"""Fixtures for the AppTest tests: a small registry (Popularity + EASE) and an app runner."""
+"""Fixtures for the AppTest tests: a small registry (Popularity, EASE, SVD, MLP) and an app runner."""
 
 from __future__ import annotations
 
@@ -10,20 +10,27 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from recsys.data.synthetic import generate_synthetic
-from recsys.defaults import build_default_registry
+from recsys.defaults import DefaultModel, build_default_registry
 from recsys.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL_IDS = ("ease-synthetic", "popularity-synthetic")
+MODEL_IDS = ("ease-synthetic", "mlp-synthetic", "popularity-synthetic", "svd-synthetic")
+#: Small, fast versions of the demo's models (the ids are the demo's).
+SMALL_MODELS = [
+    DefaultModel("popularity-synthetic", "popularity"),
+    DefaultModel("ease-synthetic", "ease", {"l2": 100.0}),
+    DefaultModel("svd-synthetic", "svd", {"n_factors": 16, "n_epochs": 10}),
+    DefaultModel("mlp-synthetic", "mlp", {"epochs": 30, "latent_dim": 16, "hidden_dim": 64}),
+]
 RUN_TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="session")
 def built_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Popularity + EASE fitted on a small synthetic set (built once, never modified)."""
+    """Popularity, EASE, SVD and an MLP fitted on a small synthetic set (built once, never modified)."""
     root = tmp_path_factory.mktemp("registry")
     small = generate_synthetic(n_users=300, n_items=600, n_artists=80, n_tags=8)
-    build_default_registry(Registry(root), dataset=small, families=["popularity", "ease"])
+    build_default_registry(Registry(root), dataset=small, models=SMALL_MODELS)
     return root
 
 

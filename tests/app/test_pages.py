@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from recsys.app_support import BUILD_COMMAND
 from recsys.registry import Registry
+from recsys.steering import Steerer, tag_shares
 
-from .conftest import MODEL_IDS, flip_byte
+from .conftest import MODEL_IDS, ROOT, flip_byte
 
 PAGES = ("pages/home.py", "pages/recommend.py", "pages/latent_space.py", "pages/compare.py", "pages/models.py")
 
@@ -46,7 +50,7 @@ def test_models_page_lists_models_with_integrity(run_page, built_registry: Path)
     table = at.table[0].value
     assert sorted(table.index) == sorted(MODEL_IDS)
     assert set(table["integrity"]) == {"ok"}
-    assert set(table["family"]) == {"ease", "popularity"}
+    assert set(table["family"]) == {"ease", "popularity", "svd", "mlp"}
     ndcg = table["NDCG@100"].astype(float)
     assert (ndcg > 0).all() and ndcg["ease-synthetic"] > ndcg["popularity-synthetic"]
 
@@ -81,7 +85,8 @@ def test_corrupted_weights_are_marked_not_raised(run_page, registry_copy: Path) 
     # the damaged model is not offered for recommendations
     at.switch_page("pages/recommend.py").run()
     assert not at.exception
-    assert at.selectbox(key="rec_model").options == ["popularity-synthetic"]
+    options = at.selectbox(key="rec_model").options
+    assert "ease-synthetic" not in options and "popularity-synthetic" in options
 
 
 def test_unreadable_manifest_is_shown_as_such(run_page, registry_copy: Path) -> None:
@@ -99,22 +104,110 @@ def test_recommend_page_excludes_picks(run_page, built_registry: Path) -> None:
     popularity = Registry(built_registry).load("popularity-synthetic")
     top5 = np.argsort(-popularity.model.item_counts_, kind="stable")[:5]
     picks = [str(popularity.items["item_id"].iloc[i]) for i in top5]
-    picked = {(popularity.items["title"].iloc[i], popularity.items["artist"].iloc[i]) for i in top5}
+    picked_songs = set(zip(popularity.items["title"].iloc[top5], popularity.items["artist"].iloc[top5], strict=True))
 
     at = run_page(built_registry, "pages/recommend.py")
-    for model_id in ("popularity-synthetic", "ease-synthetic"):
+    at.multiselect[0].set_value(picks).run()
+    for model_id in ("popularity-synthetic", "ease-synthetic", "mlp-synthetic"):
         at.selectbox(key="rec_model").set_value(model_id).run()
-        if model_id == "popularity-synthetic":
-            at.multiselect[0].set_value(picks).run()
         assert not at.exception
         assert at.multiselect[0].value == picks  # the picks carry over to a model of the same data set
-        top = at.table[0].value
-        assert len(top) == 20
-        assert not picked & set(zip(top["title"], top["artist"], strict=True)), model_id
+        songs = _listed_songs(at)
+        assert len(songs) >= 40  # standard + postfiltered (+ tuned) + SVD, 20 each
+        assert not picked_songs & set(songs), model_id
 
 
 def test_compare_page_ranks_by_ndcg(run_page, built_registry: Path) -> None:
     at = run_page(built_registry, "pages/compare.py")
     table = at.dataframe[0].value
-    assert list(table["model"]) == ["ease-synthetic", "popularity-synthetic"]
+    assert list(table["model"])[-1] == "popularity-synthetic"
+    assert table["NDCG@100"].astype(float).is_monotonic_decreasing
     assert (table["split seed"] == 0).all()
+
+
+# ---- Recommend: steering ------------------------------------------------------------------------
+def _shares(at) -> dict[str, str]:
+    """Tag share per column, by column title (the metric under each subheader)."""
+    titles = [h.value for h in at.subheader]
+    return dict(zip(titles, [m.value for m in at.metric], strict=False))
+
+
+def _listed_songs(at) -> list[tuple[str, str]]:
+    """(title, artist) of every listed item in every column."""
+    body = " ".join(h.proto.body for h in at.get("html"))
+    pairs = re.findall(r"<span style='font-weight:600'>([^<]*)</span><br><span style='color:#555'>([^<]*)</span>", body)
+    return [(html.unescape(t), html.unescape(a)) for t, a in pairs]
+
+
+def test_tuned_tag_share_rises_with_alpha(run_page, built_registry: Path) -> None:
+    at = run_page(built_registry, "pages/recommend.py")
+    at.button[0].click().run()  # sample a held-out listener
+    assert len(at.multiselect[0].value) > 0
+    steerer = Steerer.from_loaded(Registry(built_registry).load("mlp-synthetic"))
+    picks = at.multiselect[0].value
+    shares = tag_shares(steerer.history(picks), steerer.tag_matrix)[0]
+    target = min(steerer.steerable_tags, key=lambda t: shares[steerer.vocabulary.index(t)])
+    at.multiselect[1].set_value([target]).run()
+    tuned = []
+    for alpha in (0.0, 1.0, 2.0, 3.0, 4.0):
+        at.slider(key="rec_alpha").set_value(alpha).run()
+        assert not at.exception
+        s = _shares(at)
+        tuned.append(int(s["Tuned"].rstrip("%")))
+        if alpha == 0.0:
+            assert len(set(list(s.values())[:4])) == 1  # alpha 0: every steered column is the standard list
+    assert tuned == sorted(tuned) and tuned[-1] >= tuned[0] + 30, tuned
+    picked = steerer.items.set_index("item_id").loc[picks]
+    assert set(_listed_songs(at)).isdisjoint(zip(picked["title"], picked["artist"], strict=True))
+    assert at.query_params["tags"] == f"{target}:1" and at.query_params["alpha"] == "4"
+
+
+def test_switching_to_a_non_latent_model_keeps_picks_and_explains(run_page, built_registry: Path) -> None:
+    at = run_page(built_registry, "pages/recommend.py")
+    at.button[0].click().run()
+    picks = at.multiselect[0].value
+    at.selectbox(key="rec_model").set_value("ease-synthetic").run()
+    assert not at.exception
+    assert at.multiselect[0].value == picks
+    assert any("needs a latent model" in c.value for c in at.caption)
+
+
+def test_the_url_reproduces_the_view(run_page, built_registry: Path, monkeypatch) -> None:
+    items = Registry(built_registry).load("mlp-synthetic").items
+    picks = list(items["item_id"].astype(str)[:3])
+    monkeypatch.setenv("RECSYS_MODELS_DIR", str(built_registry))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params.update(
+        {"dataset": "synthetic", "model": "svd-synthetic", "picks": ",".join(picks), "tags": "rock:2", "alpha": "1.5"}
+    )
+    at.run()
+    at.switch_page("pages/recommend.py").run()
+    assert not at.exception
+    assert at.selectbox(key="rec_model").value == "svd-synthetic"
+    assert at.multiselect[0].value == picks
+    assert at.multiselect[1].value == ["rock"]
+    assert at.slider(key="rec_alpha").value == 1.5
+    assert at.slider(key="rec_w_rock").value == 2.0
+
+
+def test_bad_url_values_are_ignored_not_raised(run_page, built_registry: Path, monkeypatch) -> None:
+    monkeypatch.setenv("RECSYS_MODELS_DIR", str(built_registry))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params.update({"model": "nope", "picks": "x,y", "tags": "notatag:abc", "alpha": "NaN!"})
+    at.run()
+    at.switch_page("pages/recommend.py").run()
+    assert not at.exception
+    assert at.multiselect[0].value == [] and at.multiselect[1].value == []
+    assert any("most popular" in i.value for i in at.info)
+
+
+def test_models_without_steering_data_ask_for_a_rebuild(run_page, registry_copy: Path) -> None:
+    for model_dir in registry_copy.iterdir():
+        manifest = model_dir / "manifest.json"
+        if manifest.is_file():
+            data = json.loads(manifest.read_text())
+            data["info"].pop("steering", None)
+            manifest.write_text(json.dumps(data))
+    at = run_page(registry_copy, "pages/recommend.py")
+    assert any("without steering data" in w.value for w in at.warning)
+    assert any("--force" in c.value for c in at.code)

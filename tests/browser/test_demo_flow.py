@@ -22,6 +22,7 @@ import pytest
 from recsys.data.synthetic import generate_synthetic
 from recsys.defaults import build_default_registry
 from recsys.registry import Registry
+from tests.app.conftest import SMALL_MODELS
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +37,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-MODEL_IDS = ("popularity-synthetic", "ease-synthetic")
+MODEL_IDS = tuple(m.model_id for m in SMALL_MODELS)
 SERVER_START_S = 90
 TIMEOUT_MS = 30_000
 
@@ -64,7 +65,7 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
     small = generate_synthetic(n_users=300, n_items=600, n_artists=80, n_tags=8)
-    built = build_default_registry(Registry(root), dataset=small, families=["popularity", "ease"])
+    built = build_default_registry(Registry(root), dataset=small, models=SMALL_MODELS)
     assert sorted(built) == sorted(MODEL_IDS)
     return root
 
@@ -159,7 +160,9 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
             _settle(page)
             nav = page.locator("[data-testid='stSidebarNav']")
             assert nav.get_by_text("Latent space", exact=True).is_visible(), "app.py's navigation is missing"
-            assert page.locator("[data-testid='stSidebar']").get_by_text("2 model(s) ready").is_visible()
+            assert (
+                page.locator("[data-testid='stSidebar']").get_by_text(f"{len(MODEL_IDS)} model(s) ready").is_visible()
+            )
             table = page.locator("[data-testid='stTable']").first
             for model_id in MODEL_IDS:
                 assert table.get_by_text(model_id, exact=True).is_visible(), f"{model_id} not in the Models table"
@@ -171,16 +174,16 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
             nav.get_by_text("Home", exact=True).click()
             page.get_by_role("heading", name="Four ways to steer").wait_for(timeout=TIMEOUT_MS)
             main = page.locator("[data-testid='stMain']")
-            main.get_by_text("2 model(s) ready").wait_for(timeout=TIMEOUT_MS)
+            main.get_by_text(f"{len(MODEL_IDS)} model(s) ready").wait_for(timeout=TIMEOUT_MS)
             _settle(page)
             for model_id in MODEL_IDS:
                 assert main.get_by_text(model_id).first.is_visible(), f"{model_id} not shown on Home"
             _check_no_exception(page, "Home")
             page.screenshot(path=str(screenshot_dir / "home.png"), full_page=True)
 
-            # Recommend: search a song by typing, pick it, get a top-20 list without it
+            # Recommend: search a song by typing, pick it, choose a tag, move alpha: five columns
             nav.get_by_text("Recommend", exact=True).click()
-            picker = page.locator("[data-testid='stMultiSelect']")
+            picker = page.locator("[data-testid='stMultiSelect']").first
             picker.wait_for(timeout=TIMEOUT_MS)
             _settle(page)
             picker.locator("input").click()
@@ -191,16 +194,26 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
             assert " — " in picked and "love" in picked.lower(), f"unexpected first option {picked!r}"
             option.click()
             page.keyboard.press("Escape")
-            page.get_by_role("heading", name="Top 20 for you").wait_for(timeout=TIMEOUT_MS)
             _settle(page)
             chips = picker.get_by_role("group", name="Selected values").locator("[data-tag]")
             assert chips.count() == 1 and chips.first.get_attribute("aria-label") == picked
-            rows = page.locator("[data-testid='stTable'] tbody tr")
-            assert rows.count() == 20
-            title = picked.split(" — ")[0]
-            assert page.locator("[data-testid='stTable'] tbody td").get_by_text(title, exact=True).count() == 0, (
-                f"the picked song {title!r} was recommended back"
-            )
+            tag_picker = page.locator("[data-testid='stMultiSelect']").nth(1)
+            tag_picker.locator("input").click()
+            page.locator("[role='option']").first.click()
+            page.keyboard.press("Escape")
+            _settle(page)
+            slider = page.get_by_role("slider").first
+            slider.focus()
+            page.keyboard.press("End")  # alpha to its maximum, 4
+            _settle(page)
+            assert "alpha=4" in page.url, f"the URL does not carry the state: {page.url}"
+            for heading in ("Standard", "Postfiltered", "Tuned", "Tune + post", "SVD baseline"):
+                assert page.get_by_role("heading", name=heading).first.is_visible(), f"no {heading} column"
+            items = page.locator("[data-testid='stHtml'] li")
+            assert items.count() == 100, items.count()
+            title, artist = picked.split(" — ")
+            listed = items.all_inner_texts()
+            assert not any(t.startswith(title + "\n" + artist) for t in listed), f"{picked!r} was recommended back"
             _check_no_exception(page, "Recommend")
             page.screenshot(path=str(screenshot_dir / "recommend.png"), full_page=True)
 
