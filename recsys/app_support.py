@@ -376,3 +376,114 @@ def sample_listener(loaded: LoadedModel, draw: int) -> list[str]:
         return []
     cols = listeners[draw % len(listeners)]
     return [str(v) for v in loaded.items["item_id"].iloc[cols]]
+
+
+# ---- Compare -----------------------------------------------------------------------------------
+#: Alpha grids of the Compare page's steering curves (a lighter version of steer-eval's defaults).
+COMPARE_ALPHAS: dict[str, tuple[float, ...]] = {
+    "postfilter": (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0),
+    "tune": (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0),
+    "tune+post": (0.0, 0.5, 1.0, 1.5, 2.0, 3.0),
+}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _sweep_cached(root: str, model_id: str, signature: tuple) -> pd.DataFrame | None:
+    from .model_extras import stored_listener_split
+    from .steer_eval import SweepConfig, steering_sweep
+
+    loaded = _load_cached(root, model_id, signature)
+    split = stored_listener_split(loaded.extras, loaded.model.n_items_)
+    if split is None:
+        return None
+    steerer = _steerer_cached(root, model_id, signature)
+    return steering_sweep(steerer, *split, alphas=COMPARE_ALPHAS, config=SweepConfig(n_users=100))
+
+
+def cached_sweep(registry: Registry, model_id: str) -> pd.DataFrame | None:
+    """Steering sweep of a model over its stored test listeners (None if it has none stored)."""
+    return _sweep_cached(str(registry.root), model_id, files_signature(registry, model_id))
+
+
+def pairwise_jaccard(lists: dict[str, list[str]]) -> pd.DataFrame:
+    """Jaccard overlap of every pair of top lists (square DataFrame indexed by list name)."""
+    names = list(lists)
+    sets = [set(lists[n]) for n in names]
+    m = np.array([[len(a & b) / max(len(a | b), 1) for b in sets] for a in sets])
+    return pd.DataFrame(m, index=names, columns=names)
+
+
+def steering_latency_ms(steerer, picks: list[str], tags: dict[str, float], repeats: int = 5) -> float:
+    """Median wall time (ms) of one Recommend-page call (all modes) for this person."""
+    import time
+
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        steerer.recommend(picks, tags, 1.0)
+        times.append(1000 * (time.perf_counter() - t0))
+    return float(np.median(times))
+
+
+# ---- Models: training curves and a small training run --------------------------------------------
+def training_curves(manifest: dict):
+    """Plotly figure of the per-epoch log (train loss and validation NDCG@100), or None without a log."""
+    log = manifest.get("training_log") or []
+    if not log:
+        return None
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    df = pd.DataFrame(log)
+    df["step"] = np.arange(1, len(df) + 1)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=df["step"], y=df["train_loss"], name="train loss", mode="lines+markers"))
+    if "val_ndcg@100" in df and df["val_ndcg@100"].notna().any():
+        fig.add_trace(
+            go.Scatter(x=df["step"], y=df["val_ndcg@100"], name="validation NDCG@100", mode="lines+markers"),
+            secondary_y=True,
+        )
+    fig.update_layout(template="plotly_white", height=340, margin={"t": 30, "b": 40}, legend={"orientation": "h"})
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="train loss", secondary_y=False)
+    fig.update_yaxes(title_text="validation NDCG@100", secondary_y=True)
+    return fig
+
+
+#: Families the Models page can train in a page request, with small settings that take seconds.
+QUICK_TRAIN: dict[str, dict] = {
+    "ease": {"l2": 200.0},
+    "mlp": {"epochs": 10},
+    "multvae": {"epochs": 10},
+    "autoencoder": {"epochs": 10},
+    "svd": {"n_epochs": 10},
+}
+
+
+def train_small_model(registry: Registry, family: str, epochs: int | None, progress) -> tuple[str, dict]:
+    """Train a small model of ``family`` on the embedded synthetic data and register it.
+
+    ``progress(fraction, text)`` is called per epoch. Returns (model id, test metrics).
+    """
+    from .training import train_from_config
+
+    params = dict(QUICK_TRAIN[family])
+    if epochs is not None and "epochs" in params:
+        params["epochs"] = int(epochs)
+    total = params.get("epochs")
+    cfg = {
+        "family": family,
+        "dataset": "synthetic",
+        "seed": 0,
+        "model_id": f"{family}-synthetic-small",
+        "params": params,
+    }
+
+    def on_epoch(epoch: int, elapsed: float, info: dict) -> None:
+        ndcg = info.get("val_ndcg@100")
+        text = f"epoch {epoch}/{total}: {elapsed:.0f} s" + (f", validation NDCG@100 {ndcg:.4f}" if ndcg else "")
+        progress(min(epoch / total, 1.0) if total else 0.5, text)
+
+    from .defaults import default_dataset
+
+    return train_from_config(cfg, dataset=default_dataset(), registry=registry, progress=on_epoch)

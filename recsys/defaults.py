@@ -114,7 +114,7 @@ def _fit_and_save(
     model.fit(split.train, validation=(split.val_foldin, split.val_holdout), progress=on_epoch)
     fit_seconds = time.perf_counter() - t0
     metrics = evaluate_on_users(model, split.test_foldin, split.test_holdout)
-    extras, extra_info = compute_extras(model, split.train, split.test_foldin)
+    extras, extra_info = compute_extras(model, split.train, split.test_foldin, split.test_holdout)
     info = {
         **extra_info,
         "built_by": "recsys.defaults.build_default_registry",

@@ -145,7 +145,7 @@ def train_from_config(
     fit_s = time.perf_counter() - t0
     metrics = evaluate_on_users(model, split.test_foldin, split.test_holdout)
     metrics["fit_s"] = fit_s
-    extras, extra_info = compute_extras(model, split.train, split.test_foldin)
+    extras, extra_info = compute_extras(model, split.train, split.test_foldin, split.test_holdout)
     registry = registry or Registry()
     model_id = registry.save(
         model,

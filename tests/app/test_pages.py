@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -211,3 +212,41 @@ def test_models_without_steering_data_ask_for_a_rebuild(run_page, registry_copy:
     at = run_page(registry_copy, "pages/recommend.py")
     assert any("without steering data" in w.value for w in at.warning)
     assert any("--force" in c.value for c in at.code)
+
+
+# ---- Compare and Models ------------------------------------------------------------------------
+def test_compare_shows_curves_latency_and_overlap_for_the_current_person(run_page, built_registry: Path) -> None:
+    at = run_page(built_registry, "pages/recommend.py")
+    at.button[0].click().run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # trade-off curves + Jaccard heatmap
+    curves = json.loads(charts[0].proto.spec)
+    names = {t["name"] for t in curves["data"]}
+    assert {"mlp-synthetic: tune", "mlp-synthetic: postfilter", "ease-synthetic: postfilter"} <= names
+    latency = at.dataframe[1].value
+    assert set(latency["model"]) == set(MODEL_IDS) and (latency["ms per Recommend call"] > 0).all()
+    heat = json.loads(charts[1].proto.spec)["data"][0]
+    z = heat["z"]
+    if isinstance(z, dict):  # plotly's binary array encoding
+        z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(len(heat["y"]), len(heat["x"]))
+    z = np.asarray(z, dtype=float)
+    assert z.shape == (4, 4) and np.allclose(np.diag(z), 1.0) and np.allclose(z, z.T)
+
+
+def test_compare_without_picks_says_where_to_start(run_page, built_registry: Path) -> None:
+    at = run_page(built_registry, "pages/compare.py")
+    assert any("Recommend" in i.value for i in at.info)
+
+
+def test_models_page_shows_training_curves_and_trains_a_small_model(run_page, registry_copy: Path) -> None:
+    at = run_page(registry_copy, "pages/models.py")
+    at.selectbox(key="manifest_model").set_value("mlp-synthetic").run()
+    curves = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert {t["name"] for t in curves["data"]} == {"train loss", "validation NDCG@100"}
+    at.selectbox(key="train_family").set_value("ease")
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("Registered **ease-synthetic-small**" in s.value for s in at.success)
+    assert "ease-synthetic-small" in Registry(registry_copy).ids()
