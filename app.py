@@ -28,4 +28,4 @@ with st.sidebar:
     st.caption(f"Registry: `{registry.root}`")
     st.caption(f"{len(statuses) - n_bad} model(s) ready" + (f", {n_bad} failing verification" if n_bad else ""))
 
-page.run()
+page.run()  # each page guards its own body (recsys.app_support.page_guard)

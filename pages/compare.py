@@ -10,6 +10,7 @@ from recsys.app_support import (
     cached_sweep,
     comparison_table,
     current_registry,
+    page_guard,
     pairwise_jaccard,
     require_router,
     steerable_statuses,
@@ -21,93 +22,95 @@ from recsys.steering import SteeringError
 
 require_router(__file__)
 
-st.title("Compare")
-st.markdown(
-    "Accuracy of each model on the **test users** of its strong-generalization split: their histories "
-    "were hidden during training, 80 % of each is shown to the model and the other 20 % must be found. "
-    "Rows are comparable when the data set and split seed match."
-)
-registry = current_registry()
-statuses = cached_statuses(registry)
-table = comparison_table(statuses)
-if table.empty:
-    st.info("No usable model in the registry. Build the default models with:")
-    st.code(build_command(), language="bash")
-    st.stop()
+with page_guard("compare"):
+    st.title("Compare")
+    st.markdown(
+        "Accuracy of each model on the **test users** of its strong-generalization split: their histories "
+        "were hidden during training, 80 % of each is shown to the model and the other 20 % must be found. "
+        "Rows are comparable when the data set and split seed match."
+    )
+    registry = current_registry()
+    statuses = cached_statuses(registry)
+    table = comparison_table(statuses)
+    if table.empty:
+        st.info("No usable model in the registry. Build the default models with:")
+        st.code(build_command(), language="bash")
+        st.stop()
 
-datasets = list(dict.fromkeys(table["data set"]))
-dataset = st.selectbox("Data set", datasets, key="cmp_dataset") if len(datasets) > 1 else datasets[0]
-table = table[table["data set"] == dataset].reset_index(drop=True)
+    datasets = list(dict.fromkeys(table["data set"]))
+    dataset = st.selectbox("Data set", datasets, key="cmp_dataset") if len(datasets) > 1 else datasets[0]
+    table = table[table["data set"] == dataset].reset_index(drop=True)
 
-st.header("Accuracy")
-st.dataframe(
-    table,
-    hide_index=True,
-    column_config={
-        c: st.column_config.NumberColumn(format="%.4f") for c in ("Recall@20", "Recall@50", "NDCG@100", "coverage@20")
-    }
-    | {
-        "fit s": st.column_config.NumberColumn(format="%.1f"),
-        "score ms/user": st.column_config.NumberColumn(format="%.3f"),
-    },
-)
-st.bar_chart(table, x="model", y="NDCG@100", horizontal=True)
+    st.header("Accuracy")
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={
+            c: st.column_config.NumberColumn(format="%.4f")
+            for c in ("Recall@20", "Recall@50", "NDCG@100", "coverage@20")
+        }
+        | {
+            "fit s": st.column_config.NumberColumn(format="%.1f"),
+            "score ms/user": st.column_config.NumberColumn(format="%.3f"),
+        },
+    )
+    st.bar_chart(table, x="model", y="NDCG@100", horizontal=True)
 
-steerable = [s for s in steerable_statuses(statuses) if s.dataset_name == dataset]
-st.header("Steering trade-off")
-st.markdown(
-    "Each model's stored test listeners are steered toward a tag that is **not** their dominant one, "
-    "for a range of α per mode: the x axis is the share of that tag in the top 20, the y axis the "
-    "held-out NDCG@100 that remains. Curves further up and right steer at a lower cost."
-)
-chosen = st.multiselect(
-    "Models", [s.model_id for s in steerable], default=[s.model_id for s in steerable][:4], key="cmp_models"
-)
-sweeps = {}
-if chosen:
-    bar = st.progress(0.0, text="Sweeping α…")
-    for i, model_id in enumerate(chosen):
-        bar.progress(i / len(chosen), text=f"Sweeping α for {model_id}…")
+    steerable = [s for s in steerable_statuses(statuses) if s.dataset_name == dataset]
+    st.header("Steering trade-off")
+    st.markdown(
+        "Each model's stored test listeners are steered toward a tag that is **not** their dominant one, "
+        "for a range of α per mode: the x axis is the share of that tag in the top 20, the y axis the "
+        "held-out NDCG@100 that remains. Curves further up and right steer at a lower cost."
+    )
+    chosen = st.multiselect(
+        "Models", [s.model_id for s in steerable], default=[s.model_id for s in steerable][:4], key="cmp_models"
+    )
+    sweeps = {}
+    if chosen:
+        bar = st.progress(0.0, text="Sweeping α…")
+        for i, model_id in enumerate(chosen):
+            bar.progress(i / len(chosen), text=f"Sweeping α for {model_id}…")
+            try:
+                df = cached_sweep(registry, model_id)
+            except (RegistryError, SteeringError) as e:
+                st.warning(f"{model_id}: {e}")
+                continue
+            if df is None:
+                st.caption(f"{model_id} was saved without test listeners; retrain it to see its curve.")
+            else:
+                sweeps[model_id] = df
+        bar.empty()
+    if sweeps:
+        st.plotly_chart(tradeoff_figure(sweeps, title=""), width="stretch")
+
+    # ---- the current person: latency and overlap ------------------------------------------------------
+    st.header("For the current person")
+    fp = steerable[0].manifest["dataset"]["fingerprint"] if steerable else ""
+    picks = st.session_state.get(f"rec_picks_{fp[:16]}", [])
+    tags = {t: float(st.session_state.get(f"rec_w_{t}", 1.0)) for t in st.session_state.get(f"rec_tags_{fp[:16]}", [])}
+    if not picks:
+        st.info("Pick songs on the **Recommend** page to compare every model's list for you here.")
+        st.stop()
+    same_items = [s for s in steerable if s.manifest["dataset"]["fingerprint"] == fp]
+    lists, latency = {}, []
+    for s in same_items:
         try:
-            df = cached_sweep(registry, model_id)
+            steerer = cached_steerer(registry, s.model_id)
+            usable = {t: w for t, w in tags.items() if t in steerer.steerable_tags}
+            lists[s.model_id] = steerer.recommend(picks, {}, 0.0, modes=("standard",)).top_item_ids("standard")
+            latency.append({"model": s.model_id, "ms per Recommend call": steering_latency_ms(steerer, picks, usable)})
         except (RegistryError, SteeringError) as e:
-            st.warning(f"{model_id}: {e}")
-            continue
-        if df is None:
-            st.caption(f"{model_id} was saved without test listeners; retrain it to see its curve.")
-        else:
-            sweeps[model_id] = df
-    bar.empty()
-if sweeps:
-    st.plotly_chart(tradeoff_figure(sweeps, title=""), width="stretch")
-
-# ---- the current person: latency and overlap ------------------------------------------------------
-st.header("For the current person")
-fp = steerable[0].manifest["dataset"]["fingerprint"] if steerable else ""
-picks = st.session_state.get(f"rec_picks_{fp[:16]}", [])
-tags = {t: float(st.session_state.get(f"rec_w_{t}", 1.0)) for t in st.session_state.get(f"rec_tags_{fp[:16]}", [])}
-if not picks:
-    st.info("Pick songs on the **Recommend** page to compare every model's list for you here.")
-    st.stop()
-same_items = [s for s in steerable if s.manifest["dataset"]["fingerprint"] == fp]
-lists, latency = {}, []
-for s in same_items:
-    try:
-        steerer = cached_steerer(registry, s.model_id)
-        usable = {t: w for t, w in tags.items() if t in steerer.steerable_tags}
-        lists[s.model_id] = steerer.recommend(picks, {}, 0.0, modes=("standard",)).top_item_ids("standard")
-        latency.append({"model": s.model_id, "ms per Recommend call": steering_latency_ms(steerer, picks, usable)})
-    except (RegistryError, SteeringError) as e:
-        st.warning(f"{s.model_id}: {e}")
-st.caption(f"{len(picks)} picks" + (f", tags {', '.join(tags)}" if tags else ""))
-left, right = st.columns(2)
-with left:
-    st.subheader("Latency")
-    st.dataframe(latency, hide_index=True)
-    st.caption("Median of 5 calls that compute every column of the Recommend page for this person (server time).")
-with right:
-    st.subheader("Overlap of the top 20 (Jaccard)")
-    jac = pairwise_jaccard(lists)
-    fig = px.imshow(jac, text_auto=".2f", zmin=0, zmax=1, color_continuous_scale="Blues", aspect="auto")
-    fig.update_layout(height=360, margin={"t": 10, "b": 10})
-    st.plotly_chart(fig, width="stretch")
+            st.warning(f"{s.model_id}: {e}")
+    st.caption(f"{len(picks)} picks" + (f", tags {', '.join(tags)}" if tags else ""))
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Latency")
+        st.dataframe(latency, hide_index=True)
+        st.caption("Median of 5 calls that compute every column of the Recommend page for this person (server time).")
+    with right:
+        st.subheader("Overlap of the top 20 (Jaccard)")
+        jac = pairwise_jaccard(lists)
+        fig = px.imshow(jac, text_auto=".2f", zmin=0, zmax=1, color_continuous_scale="Blues", aspect="auto")
+        fig.update_layout(height=360, margin={"t": 10, "b": 10})
+        st.plotly_chart(fig, width="stretch")

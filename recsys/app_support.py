@@ -11,6 +11,7 @@ model that is rebuilt or damaged on disk is re-read instead of served stale from
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -487,3 +488,21 @@ def train_small_model(registry: Registry, family: str, epochs: int | None, progr
     from .defaults import default_dataset
 
     return train_from_config(cfg, dataset=default_dataset(), registry=registry, progress=on_epoch)
+
+
+@contextlib.contextmanager
+def page_guard(page: str):
+    """Wrap a page's body: an unexpected error becomes a message with what to try, never a traceback.
+
+    ``st.stop`` / reruns pass through (they are not ``Exception``). The error is logged in full.
+    """
+    try:
+        yield
+    except Exception as e:
+        import logging
+
+        logging.getLogger("recsys").exception("page %s failed", page)
+        st.error(
+            f"Something went wrong on this page ({type(e).__name__}: {e}). Reload the page; if it persists, "
+            f"check the models on the **Models** page or rebuild them with `{BUILD_COMMAND}`."
+        )

@@ -250,3 +250,25 @@ def test_models_page_shows_training_curves_and_trains_a_small_model(run_page, re
     assert not at.exception
     assert any("Registered **ease-synthetic-small**" in s.value for s in at.success)
     assert "ease-synthetic-small" in Registry(registry_copy).ids()
+
+
+def test_an_unexpected_error_is_a_message_not_a_traceback(run_page, built_registry: Path, monkeypatch) -> None:
+    import recsys.steering
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(recsys.steering.Steerer, "recommend", broken)
+    at = run_page(built_registry, "pages/recommend.py")
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("disk on fire" in e.value and "Reload the page" in e.value for e in at.error)
+
+
+def test_two_sessions_keep_their_own_picks(run_page, built_registry: Path) -> None:
+    first = run_page(built_registry, "pages/recommend.py")
+    second = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    second.switch_page("pages/recommend.py").run()
+    first.button[0].click().run()
+    second.run()
+    assert first.multiselect[0].value and not second.multiselect[0].value
