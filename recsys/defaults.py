@@ -108,13 +108,17 @@ def _fit_and_save(
     split: StrongSplit,
     registry: Registry,
     on_epoch: Callable[[int, float, dict], None] | None,
+    reducer_factory: Callable[..., Any] | None = None,
+    on_map: Callable[[int, float, dict], None] | None = None,
 ) -> str:
     model = cls(**spec.params)
     t0 = time.perf_counter()
     model.fit(split.train, validation=(split.val_foldin, split.val_holdout), progress=on_epoch)
     fit_seconds = time.perf_counter() - t0
     metrics = evaluate_on_users(model, split.test_foldin, split.test_holdout)
-    extras, extra_info = compute_extras(model, split.train, split.test_foldin, split.test_holdout)
+    extras, extra_info = compute_extras(
+        model, split.train, split.test_foldin, split.test_holdout, reducer_factory=reducer_factory, map_progress=on_map
+    )
     info = {
         **extra_info,
         "built_by": "recsys.defaults.build_default_registry",
@@ -140,6 +144,7 @@ def build_default_registry(
     models: Iterable[DefaultModel] | None = None,
     split_seed: int = SPLIT_SEED,
     n_heldout_users: int | None = None,
+    reducer_factory: Callable[..., Any] | None = None,
 ) -> list[str]:
     """Fit, score and save the default models that are missing; returns the ids written now.
 
@@ -162,8 +167,10 @@ def build_default_registry(
         Replaces :data:`DEFAULT_MODELS`.
     split_seed, n_heldout_users
         The strong-generalization split the models are trained and scored on.
+    reducer_factory : callable, optional
+        Replaces UMAP for the latent maps (tests pass :func:`recsys.projection.pca_reducer`).
     """
-    return _build(registry, progress, force, families, dataset, models, split_seed, n_heldout_users)[0]
+    return _build(registry, progress, force, families, dataset, models, split_seed, n_heldout_users, reducer_factory)[0]
 
 
 def _build(
@@ -175,6 +182,7 @@ def _build(
     models: Iterable[DefaultModel] | None,
     split_seed: int,
     n_heldout_users: int | None,
+    reducer_factory: Callable[..., Any] | None = None,
 ) -> tuple[list[str], list[str]]:
     """:func:`build_default_registry`, also returning the ids whose fit failed."""
     registry = registry if registry is not None else Registry()
@@ -198,7 +206,12 @@ def _build(
                 progress(_i, len(todo), f"training {_id}: epoch {epoch} ({elapsed:.0f} s) {shown}".rstrip())
 
         try:
-            built.append(_fit_and_save(spec, cls, split, registry, on_epoch))
+
+            def on_map(step: int, elapsed: float, info: dict, _i: int = i, _id: str = spec.model_id) -> None:
+                if progress:
+                    progress(_i, len(todo), f"mapping {_id}'s latent space: {info.get('stage', step)} done")
+
+            built.append(_fit_and_save(spec, cls, split, registry, on_epoch, reducer_factory, on_map))
         except Exception as e:  # one family failing must not cost the demo the others
             logger.error("could not build default model %s: %s: %s", spec.model_id, type(e).__name__, e)
             failed.append(spec.model_id)

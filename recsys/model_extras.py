@@ -8,12 +8,16 @@ Both ways of making a registry model (``recsys.training.train_from_config`` and 
 * sample listeners (``listeners.indptr`` / ``listeners.indices``, and their held-out items in
   ``listeners.holdout_indptr`` / ``listeners.holdout_indices``): up to :data:`MAX_LISTENERS` test
   users of the split, so the app's "sample a listener" and its steering curves work without the
-  data set (real data may be absent where the app runs).
+  data set (real data may be absent where the app runs);
+* the latent map (``map.*`` arrays + ``info["map"]``, latent models only): a UMAP layout of items
+  and training users with the tag centroids placed on it (see :mod:`recsys.projection`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,6 +29,10 @@ from .models.base import Recommender
 logger = logging.getLogger("recsys")
 
 
+#: Environment variable choosing how latent maps are laid out at training time: ``umap`` (default),
+#: ``pca`` (a linear stand-in in milliseconds, no numba compilation: the test suite uses it) or ``none``.
+MAP_ENV = "RECSYS_MAP_REDUCER"
+
 #: Held-out listeners stored per model for the app's "sample a listener".
 MAX_LISTENERS = 100
 
@@ -34,15 +42,38 @@ def compute_extras(
     train: Dataset,
     listeners: sp.csr_matrix | None = None,
     listeners_holdout: sp.csr_matrix | None = None,
+    *,
+    with_map: bool = True,
+    reducer_factory: Callable[..., Any] | None = None,
+    map_progress: Callable[[int, float, dict], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """(extras arrays, info entries) for ``Registry.save(extras=..., info={**info, ...})``.
 
     ``listeners`` / ``listeners_holdout``: fold-in histories and held-out items of test users (never
-    training users), in the model's columns.
+    training users), in the model's columns. ``with_map``: build the latent map (latent models);
+    ``reducer_factory`` replaces UMAP (tests pass :func:`recsys.projection.pca_reducer`).
     """
-    from .steering import steering_registry_parts
+    from .models.base import LatentRecommender
+    from .steering import Steerer
 
-    arrays, steering_info = steering_registry_parts(model, train.interactions, train.items)
+    steerer = Steerer.from_training(model, train.interactions, train.items)
+    arrays, steering_info = steerer.to_registry()
+    info: dict[str, Any] = {"steering": steering_info}
+    map_kind = os.environ.get(MAP_ENV, "umap").strip().lower()
+    if map_kind not in ("umap", "pca", "none"):
+        raise ValueError(f"${MAP_ENV} must be umap, pca or none, got {map_kind!r}")
+    if with_map and map_kind != "none" and isinstance(model, LatentRecommender):
+        from .projection import build_map, pca_reducer
+
+        if reducer_factory is None and map_kind == "pca":
+            reducer_factory = pca_reducer
+
+        centroids = steerer.centroids.centroids if steerer.centroids is not None else None
+        latent_map = build_map(
+            model, train.interactions, extra_points=centroids, reducer_factory=reducer_factory, progress=map_progress
+        )
+        arrays.update(latent_map.to_arrays())
+        info["map"] = latent_map.describe()
     logger.info(
         "steering data: %d tags, %d with a centroid",
         len(steering_info["vocabulary"]),
@@ -50,7 +81,7 @@ def compute_extras(
     )
     if listeners is not None and listeners.shape[0]:
         arrays.update(listener_arrays(listeners, listeners_holdout))
-    return arrays, {"steering": steering_info}
+    return arrays, info
 
 
 def listener_arrays(listeners: sp.csr_matrix, holdout: sp.csr_matrix | None = None) -> dict[str, np.ndarray]:

@@ -7,9 +7,14 @@ slower here) and buys nothing.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Real UMAP costs ~10 s of numba compilation per process: models trained in tests get a PCA layout
+# instead (tests/test_projection.py runs the real thing once, marked slow).
+os.environ.setdefault("RECSYS_MAP_REDUCER", "pca")
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from recsys.data.synthetic import generate_synthetic
 from recsys.defaults import DefaultModel, build_default_registry
+from recsys.projection import pca_reducer
 from recsys.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,7 @@ def built_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Popularity, EASE, SVD and an MLP fitted on a small synthetic set (built once, never modified)."""
     root = tmp_path_factory.mktemp("registry")
     small = generate_synthetic(n_users=300, n_items=600, n_artists=80, n_tags=8)
-    build_default_registry(Registry(root), dataset=small, models=SMALL_MODELS)
+    build_default_registry(Registry(root), dataset=small, models=SMALL_MODELS, reducer_factory=pca_reducer)
     return root
 
 

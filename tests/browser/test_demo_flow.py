@@ -21,6 +21,7 @@ import pytest
 
 from recsys.data.synthetic import generate_synthetic
 from recsys.defaults import build_default_registry
+from recsys.projection import pca_reducer
 from recsys.registry import Registry
 from tests.app.conftest import SMALL_MODELS
 
@@ -65,7 +66,7 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
     small = generate_synthetic(n_users=300, n_items=600, n_artists=80, n_tags=8)
-    built = build_default_registry(Registry(root), dataset=small, models=SMALL_MODELS)
+    built = build_default_registry(Registry(root), dataset=small, models=SMALL_MODELS, reducer_factory=pca_reducer)
     assert sorted(built) == sorted(MODEL_IDS)
     return root
 
