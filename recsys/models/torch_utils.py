@@ -201,6 +201,7 @@ def train_epochs(
     show_progress: bool = False,
     extra_metrics: Callable[[], dict[str, float]] | None = None,
     grad_clip: float | None = None,
+    validate: Callable[[], float] | None = None,
 ) -> list[dict]:
     """Mini-batch training with validation NDCG@100, early stopping and a per-epoch log.
 
@@ -213,6 +214,9 @@ def train_epochs(
     ``model.score`` after every epoch (module in eval mode) and NDCG@100 is logged; the weights of
     the best epoch are restored at the end, and with ``patience`` training stops after that many
     epochs without improvement. Without validation all ``epochs`` run and the last weights stay.
+    ``validate()`` (optional, higher = better) replaces that NDCG@100 when a family must score its
+    validation users with more than a CSR (e.g. their profiles); it runs with the module in eval mode
+    under ``torch.no_grad`` and its value is logged under the same key.
 
     Returns (and stores as ``model.training_log_``) one dict per epoch with ``epoch`` (from 1),
     ``train_loss`` (mean per row), ``val_ndcg@100`` (None without validation), ``seconds`` (time
@@ -229,6 +233,7 @@ def train_epochs(
         raise ValueError(f"patience must be >= 1 or None, got {patience}")
     if validation is not None and validation[0].shape[0] == 0:
         validation = None  # no validation users: nothing to select on
+    has_validation = validation is not None or validate is not None
     rng = np.random.default_rng(seed)
     n = train_x.shape[0]
     log: list[dict] = []
@@ -244,7 +249,12 @@ def train_epochs(
                 module, train_x, step, optimizer, rng.permutation(n), batch_size, device, grad_clip, epoch
             )
             row = {"epoch": epoch, "train_loss": train_loss, VAL_KEY: None}
-            if validation is not None:
+            if validate is not None:
+                module.eval()
+                with torch.no_grad():
+                    row[VAL_KEY] = float(validate())
+                module.train()
+            elif validation is not None:
                 row[VAL_KEY] = _validation_ndcg(model, module, validation)
             if extra_metrics is not None:
                 module.eval()
@@ -259,7 +269,7 @@ def train_epochs(
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{train_loss:.4g}", ndcg=row[VAL_KEY])
-            if validation is None:
+            if not has_validation:
                 continue
             if row[VAL_KEY] > best_score:
                 best_score, best_epoch, stale = row[VAL_KEY], epoch, 0
