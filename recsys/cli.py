@@ -511,6 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(r, registry=True)
     r.set_defaults(func=cmd_recommend)
 
+    # funnel (seed 002): train with cached stages, recommend to a CSV (recsys/funnel_cli.py)
+    from .funnel_cli import add_parser as add_funnel_parser
+
+    add_funnel_parser(sub, add_common)
+
     # registry
     g = sub.add_parser("registry", help="list, show, verify, remove models; build the defaults")
     gsub = g.add_subparsers(dest="registry_command", required=True, metavar="ACTION")

@@ -13,6 +13,7 @@ and artist: the count of (artist, tag) is the number of distinct users who gave 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from pathlib import Path
@@ -136,7 +137,10 @@ def load_lastfm_2k(path: str | Path, *, top_tags: int = 10) -> Dataset:
         timestamps (listens are not dated). Items: ``item_id`` (int artist id), ``title`` and
         ``artist`` (both the artist name), ``tags`` (empty tuple if never tagged), plus
         ``first_tagged`` / ``last_tagged``: earliest / latest day any user tagged the artist, as
-        float64 unix seconds (UTC midnight), NaN if never tagged (freshness for the funnel model).
+        float64 unix seconds (UTC midnight), NaN if never tagged (freshness for the funnel model),
+        and ``tag_counts``: every tag of the artist -> distinct users who gave it, most given first
+        (a dict per artist, empty if never tagged; the funnel's tag corpus, as in
+        :func:`load_lastfm_tag_counts`).
         A few assignments carry implausible years (1956, 1957, 1979); they are kept as given.
     """
     path = Path(path)
@@ -149,6 +153,14 @@ def load_lastfm_2k(path: str | Path, *, top_tags: int = 10) -> Dataset:
     top = per_tag[per_tag.groupby("artistID").cumcount() < top_tags]
     tag_lists = top.groupby("artistID", sort=False)["tag"].agg(tuple)
     times = ta.groupby("artistID").agg(min=("first", "min"), max=("last", "max"))
+    # every tag of an artist with its count, most given first (per_tag is sorted that way)
+    starts = np.flatnonzero(np.r_[True, per_tag["artistID"].to_numpy()[1:] != per_tag["artistID"].to_numpy()[:-1]])
+    bounds = np.r_[starts, len(per_tag)]
+    tag_arr, n_arr, art_arr = per_tag["tag"].to_numpy(), per_tag["n"].to_numpy(), per_tag["artistID"].to_numpy()
+    all_counts = {
+        art_arr[lo]: dict(zip(tag_arr[lo:hi], n_arr[lo:hi].tolist(), strict=True))
+        for lo, hi in itertools.pairwise(bounds)
+    }
 
     ids = artists["id"]
     items = pd.DataFrame(
@@ -159,6 +171,7 @@ def load_lastfm_2k(path: str | Path, *, top_tags: int = 10) -> Dataset:
             "tags": [tag_lists.get(a, ()) for a in ids],
             "first_tagged": ids.map(times["min"]).astype(np.float64).to_numpy(),
             "last_tagged": ids.map(times["max"]).astype(np.float64).to_numpy(),
+            "tag_counts": [all_counts.get(a, {}) for a in ids],
         }
     )
     log.info("lastfm-2k: %d users, %d artists, %d listen rows", ua["userID"].nunique(), len(items), len(ua))

@@ -29,6 +29,7 @@ FAMILY_MODULES: dict[str, str] = {
     "svd": "recsys.models.svd",
     "flow": "recsys.models.flow",
     "mlp_flow": "recsys.models.mlp_flow",
+    "funnel": "recsys.models.funnel",
 }
 
 
