@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,8 +197,15 @@ def comparison_table(statuses: list[ModelStatus]) -> pd.DataFrame:
 
 
 def item_labels(items: pd.DataFrame) -> dict[str, str]:
-    """item id -> "title — artist" (what the song picker shows and searches)."""
-    return {str(i): f"{t} — {a}" for i, t, a in zip(items["item_id"], items["title"], items["artist"], strict=True)}
+    """item id -> "title — artist" (what the song picker shows and searches), unique per model.
+
+    Songs that share a title and artist get their id appended ("title — artist (s01858)"): the
+    picker remembers a choice by its label, so a repeated label would swap a song for its namesake.
+    """
+    ids = [str(i) for i in items["item_id"]]
+    labels = [f"{t} — {a}" for t, a in zip(items["title"], items["artist"], strict=True)]
+    counts = Counter(labels)
+    return {i: f"{lab} ({i})" if counts[lab] > 1 else lab for i, lab in zip(ids, labels, strict=True)}
 
 
 def picks_to_history(items: pd.DataFrame, picked_ids: list[str]) -> sp.csr_matrix:
@@ -358,13 +366,13 @@ def cached_steerer(registry: Registry, model_id: str):
     return _steerer_cached(str(registry.root), model_id, files_signature(registry, model_id))
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8)  # not cache_data: no 20k-entry copy per rerun
 def _labels_cached(root: str, model_id: str, signature: tuple) -> dict[str, str]:
     return item_labels(_load_cached(root, model_id, signature).items)
 
 
 def cached_item_labels(registry: Registry, model_id: str) -> dict[str, str]:
-    """item id -> "title — artist" for the picker, computed once per model (20k items: ~20 ms saved per rerun)."""
+    """item id -> "title — artist" for the picker, computed once per model; shared, do not modify."""
     return _labels_cached(str(registry.root), model_id, files_signature(registry, model_id))
 
 
@@ -506,3 +514,50 @@ def page_guard(page: str):
             f"Something went wrong on this page ({type(e).__name__}: {e}). Reload the page; if it persists, "
             f"check the models on the **Models** page or rebuild them with `{BUILD_COMMAND}`."
         )
+
+
+# ---- Latent space ---------------------------------------------------------------------------------
+def mappable_statuses(statuses: list[ModelStatus]) -> list[ModelStatus]:
+    """Models with a stored latent map (latent models trained with this version)."""
+    return [s for s in steerable_statuses(statuses) if "map" in (s.manifest.get("info") or {})]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _map_cached(root: str, model_id: str, signature: tuple, params: tuple | None):
+    """(LatentMap, user tag codes): the stored map, or a new layout of the same latent points with ``params``.
+
+    A new layout refits only the 2-D layout of the stored item and user latent points (the training
+    histories are not stored with the model) and places the tag centroids by the placement rule.
+    """
+    from dataclasses import replace
+
+    from .model_extras import map_reducer_factory
+    from .projection import LatentMap
+
+    loaded = _load_cached(root, model_id, signature)
+    stored = LatentMap.from_arrays(loaded.extras)
+    codes = loaded.extras.get("mapview.user_tag")
+    if params is None:
+        return stored, codes
+    n_neighbors, min_dist = params
+    reducer = map_reducer_factory()(
+        n_neighbors=int(n_neighbors), min_dist=float(min_dist), n_epochs=stored.n_epochs, random_state=stored.seed
+    )
+    coords = np.asarray(reducer.fit_transform(stored.stored_latent), dtype=np.float32)
+    n_i = len(stored.item_index)
+    new = replace(
+        stored,
+        item_coords=coords[:n_i],
+        user_coords=coords[n_i:],
+        n_neighbors=int(n_neighbors),
+        min_dist=float(min_dist),
+    )
+    centroids = _steerer_cached(root, model_id, signature).centroids
+    if centroids is not None and len(stored.extra_coords):
+        new = replace(new, extra_coords=new.place(centroids.centroids).astype(np.float32))
+    return new, codes
+
+
+def cached_map(registry: Registry, model_id: str, params: tuple | None = None):
+    """The model's stored map, or one recomputed with (n_neighbors, min_dist) (cached)."""
+    return _map_cached(str(registry.root), model_id, files_signature(registry, model_id), params)

@@ -59,20 +59,18 @@ def compute_extras(
     steerer = Steerer.from_training(model, train.interactions, train.items)
     arrays, steering_info = steerer.to_registry()
     info: dict[str, Any] = {"steering": steering_info}
-    map_kind = os.environ.get(MAP_ENV, "umap").strip().lower()
-    if map_kind not in ("umap", "pca", "none"):
-        raise ValueError(f"${MAP_ENV} must be umap, pca or none, got {map_kind!r}")
-    if with_map and map_kind != "none" and isinstance(model, LatentRecommender):
-        from .projection import build_map, pca_reducer
+    if with_map and map_kind() != "none" and isinstance(model, LatentRecommender):
+        from .map_view import user_tag_codes
+        from .projection import build_map
 
-        if reducer_factory is None and map_kind == "pca":
-            reducer_factory = pca_reducer
+        reducer_factory = reducer_factory or map_reducer_factory()
 
         centroids = steerer.centroids.centroids if steerer.centroids is not None else None
         latent_map = build_map(
             model, train.interactions, extra_points=centroids, reducer_factory=reducer_factory, progress=map_progress
         )
         arrays.update(latent_map.to_arrays())
+        arrays["mapview.user_tag"] = user_tag_codes(steerer, latent_map, train.interactions)
         info["map"] = latent_map.describe()
     logger.info(
         "steering data: %d tags, %d with a centroid",
@@ -82,6 +80,21 @@ def compute_extras(
     if listeners is not None and listeners.shape[0]:
         arrays.update(listener_arrays(listeners, listeners_holdout))
     return arrays, info
+
+
+def map_kind() -> str:
+    """``$RECSYS_MAP_REDUCER``: umap (default), pca or none."""
+    kind = os.environ.get(MAP_ENV, "umap").strip().lower()
+    if kind not in ("umap", "pca", "none"):
+        raise ValueError(f"${MAP_ENV} must be umap, pca or none, got {kind!r}")
+    return kind
+
+
+def map_reducer_factory() -> Callable[..., Any]:
+    """The reducer factory ``$RECSYS_MAP_REDUCER`` asks for (UMAP unless it says pca)."""
+    from .projection import pca_reducer, umap_reducer
+
+    return pca_reducer if map_kind() == "pca" else umap_reducer
 
 
 def listener_arrays(listeners: sp.csr_matrix, holdout: sp.csr_matrix | None = None) -> dict[str, np.ndarray]:

@@ -272,3 +272,39 @@ def test_two_sessions_keep_their_own_picks(run_page, built_registry: Path) -> No
     first.button[0].click().run()
     second.run()
     assert first.multiselect[0].value and not second.multiselect[0].value
+
+
+# ---- Latent space ------------------------------------------------------------------------------------
+def _map_traces(at) -> list[str]:
+    return [t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+
+
+def test_latent_space_shows_map_centroids_and_the_trajectory(run_page, built_registry: Path) -> None:
+    at = run_page(built_registry, "pages/latent_space.py")
+    names = _map_traces(at)
+    assert "tag centroids" in names and not any(n.startswith("you") for n in names)
+    assert any("Recommend" in i.value for i in at.info)
+    at.switch_page("pages/recommend.py").run()
+    at.button[0].click().run()
+    at.multiselect[1].set_value(["rock"]).run()
+    at.slider(key="rec_alpha").set_value(2.0).run()
+    at.switch_page("pages/latent_space.py").run()
+    assert not at.exception
+    names = _map_traces(at)
+    assert {"you, tuned over α", "you (standard, α = 0)", "you at α = 2 (now)"} <= set(names)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    path = next(t for t in spec["data"] if t["name"] == "you, tuned over α")
+    assert len(path["customdata"]["bdata"] if isinstance(path["customdata"], dict) else path["customdata"]) > 0
+    assert "placed by a fixed rule" in _text(at)
+
+
+def test_latent_space_recomputes_with_other_parameters(run_page, built_registry: Path) -> None:
+    # (the suite lays maps out with PCA, which ignores the UMAP parameters: the layout is the same here)
+    at = run_page(built_registry, "pages/latent_space.py")
+    at.slider(key="map_md").set_value(0.5)
+    at.slider(key="map_nn").set_value(5)
+    at.button(key="map_recompute").click().run()
+    assert not at.exception
+    assert any("n_neighbors 5, min_dist 0.5" in c.value for c in at.caption)
+    at.button(key="map_stored").click().run()
+    assert any("n_neighbors 15, min_dist 0.1" in c.value for c in at.caption)
