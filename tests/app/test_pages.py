@@ -308,3 +308,17 @@ def test_latent_space_recomputes_with_other_parameters(run_page, built_registry:
     assert any("n_neighbors 5, min_dist 0.5" in c.value for c in at.caption)
     at.button(key="map_stored").click().run()
     assert any("n_neighbors 15, min_dist 0.1" in c.value for c in at.caption)
+
+
+def test_alpha_calibrated_from_a_target_share(run_page, built_registry: Path) -> None:
+    at = run_page(built_registry, "pages/recommend.py")
+    at.button[0].click().run()
+    steerer = Steerer.from_loaded(Registry(built_registry).load("mlp-synthetic"))
+    shares = tag_shares(steerer.history(at.multiselect[0].value), steerer.tag_matrix)[0]
+    target = min(steerer.steerable_tags, key=lambda t: shares[steerer.vocabulary.index(t)])
+    at.multiselect[1].set_value([target]).run()
+    at.toggle(key="rec_calibrate").set_value(True).run()
+    at.slider(key="rec_target").set_value(0.6).run()
+    assert not at.exception
+    assert any(c.value.startswith("Calibrated: α =") for c in at.caption)
+    assert int(_shares(at)["Tuned"].rstrip("%")) >= 60
