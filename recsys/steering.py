@@ -680,6 +680,74 @@ class Steerer:
             }
         )
 
+    # ---- calibrated strength ------------------------------------------------------------------
+    def shares_over_alpha(
+        self,
+        picks: Sequence[Any],
+        tags: Mapping[str, float],
+        alphas: Sequence[float],
+        *,
+        mode: str = "tune",
+        k: int = 20,
+        post_factor: float = 1.0,
+    ) -> np.ndarray:
+        """Share of the top ``k`` carrying a chosen tag, for every alpha (one batched decode)."""
+        if mode not in MODES or mode == "standard":
+            raise SteeringError(f"mode must be one of {list(MODES[1:])}, got {mode!r}")
+        if mode in LATENT_MODES and not self.latent:
+            raise SteeringError(f"{mode} needs a latent model with tag centroids")
+        alphas = np.array([_check_range("alpha", a, ALPHA_RANGE) for a in alphas])
+        tags = self.check_tags(tags, need_centroids=mode in LATENT_MODES)
+        if not tags:
+            raise SteeringError("choose at least one tag to calibrate toward")
+        x = self.history(picks) if len(picks) else None
+        if mode == "postfilter":
+            base = self.model.score(x) if x is not None else self.item_popularity[None, :]
+            p = to_probabilities(base, self.model.score_kind)
+            cols = np.array([self._vocab_index[t] for t in tags], dtype=np.int64)
+            p = p * tag_boost(self.tag_matrix, cols, np.array(list(tags.values())), alphas)
+        else:
+            points = self.trajectory(picks, tags, alphas).astype(np.float32)
+            p = to_probabilities(self.model.decode(points), self.model.score_kind)
+            if mode == "tune+post":
+                cols = np.array([self._vocab_index[t] for t in tags], dtype=np.int64)
+                p = p * tag_boost(self.tag_matrix, cols, np.array(list(tags.values())), alphas * post_factor)
+        exclude = sp.csr_matrix(sp.vstack([x] * len(alphas))) if x is not None else None
+        idx, _ = top_k(p, k, exclude=exclude)
+        return self.on_target(idx, tags).mean(axis=1)
+
+    def alpha_for_share(
+        self,
+        picks: Sequence[Any],
+        tags: Mapping[str, float],
+        share: float,
+        *,
+        mode: str = "tune",
+        k: int = 20,
+        max_alpha: float = 8.0,
+        post_factor: float = 1.0,
+    ) -> float | None:
+        """The smallest alpha (to 0.01, up to ``max_alpha``) whose list reaches the target tag ``share``.
+
+        The calibrated strength of DESIGN.md: alpha means different things per mode and model, a
+        share does not. Returns None when even ``max_alpha`` does not reach it. Two batched passes:
+        a coarse grid of 41 alphas, then 41 between the last miss and the first hit.
+        """
+        share = _check_range("target share", share, (0.0, 1.0))
+        max_alpha = _check_range("max_alpha", max_alpha, ALPHA_RANGE)
+        lo, hi = 0.0, max_alpha
+        for _ in range(2):
+            grid = np.linspace(lo, hi, 41)
+            got = self.shares_over_alpha(picks, tags, grid, mode=mode, k=k, post_factor=post_factor)
+            hit = np.flatnonzero(got >= share)
+            if not len(hit):
+                return None
+            j = int(hit[0])
+            if j == 0:
+                return float(round(grid[0], 2))
+            lo, hi = float(grid[j - 1]), float(grid[j])
+        return float(np.ceil(hi * 100) / 100)
+
     # ---- trajectories (the map page) -------------------------------------------------------
     def trajectory(self, picks: Sequence[Any], tags: Mapping[str, float], alphas: Sequence[float]) -> np.ndarray:
         """Tuned latent points (len(alphas), d) of a person for each alpha (the map's trajectory)."""
