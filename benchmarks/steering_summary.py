@@ -1,0 +1,75 @@
+"""Summarise the committed steering sweeps (benchmarks/results/steering/*/steering_*.csv) in one table.
+
+For every model and mode: held-out NDCG@100 with no steering, the smallest swept alpha whose mean
+target-tag share@20 reaches 0.5, and the NDCG@100 left at a share of 0.5 (linear interpolation
+between the two swept alphas around it). Writes benchmarks/results/steering/README.md.
+
+    python benchmarks/steering_summary.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent / "results" / "steering"
+TARGET = 0.5
+
+
+def ndcg_at_share(g: pd.DataFrame, share: float) -> float:
+    """NDCG@100 where the share curve crosses ``share`` (nan if it never does)."""
+    s, n = g["share@20"].to_numpy(), g["ndcg@100"].to_numpy()
+    above = np.flatnonzero(s >= share)
+    if not len(above):
+        return float("nan")
+    j = int(above[0])
+    if j == 0:
+        return float(n[0])
+    t = (share - s[j - 1]) / max(s[j] - s[j - 1], 1e-12)
+    return float(n[j - 1] + t * (n[j] - n[j - 1]))
+
+
+def summary() -> pd.DataFrame:
+    rows = []
+    for csv in sorted(ROOT.glob("*/steering_*.csv")):
+        df = pd.read_csv(csv)
+        model = csv.stem.removeprefix("steering_")
+        for mode, g in df.groupby("mode", sort=False):
+            g = g.sort_values("alpha")
+            hit = g[g["share@20"] >= TARGET]
+            rows.append(
+                {
+                    "data": csv.parent.name,
+                    "model": model,
+                    "mode": mode,
+                    "users": int(g["users"].iloc[0]),
+                    "share@20 at α=0": g["share@20"].iloc[0],
+                    "NDCG@100 at α=0": g["ndcg@100"].iloc[0],
+                    "α for share 0.5": float(hit["alpha"].min()) if len(hit) else float("nan"),
+                    "NDCG@100 at share 0.5": ndcg_at_share(g, TARGET),
+                    "max share@20": g["share@20"].max(),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def main() -> int:
+    df = summary()
+    df["kept NDCG at share 0.5"] = df["NDCG@100 at share 0.5"] / df["NDCG@100 at α=0"]
+    shown = df.copy()
+    for c in shown.columns:
+        if shown[c].dtype.kind == "f":
+            shown[c] = shown[c].map(lambda v: "—" if np.isnan(v) else f"{v:.3f}")
+    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
+    lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in shown.itertuples(index=False)]
+    text = (ROOT / "README.header.md").read_text() + "\n" + "\n".join(lines) + "\n"
+    (ROOT / "README.md").write_text(text)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
