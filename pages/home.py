@@ -29,7 +29,9 @@ with page_guard("home"):
             st.subheader(mode)
             st.write(text)
     st.caption(
-        "α is the steering strength. Models without a latent space (Popularity, EASE) offer Standard and Postfilter."
+        "α is the steering strength (0 = the standard list in every column); under Advanced on the Recommend "
+        "page it can instead be solved from a target tag share. Models without a latent space (Popularity, "
+        "EASE) offer Standard and Postfilter."
     )
 
     st.header("What is loaded")
@@ -51,9 +53,26 @@ with page_guard("home"):
             st.error(f"{len(bad)} model(s) fail verification and are not used: {', '.join(bad)}. See the Models page.")
 
     st.header("Where to start")
-    st.page_link("pages/recommend.py", label="Recommend: pick songs, get a list", icon=":material/queue_music:")
-    st.page_link(
-        "pages/latent_space.py", label="Latent space: where you sit on the map", icon=":material/scatter_plot:"
+    st.markdown(
+        "Open **Recommend**, press *Sample a listener* (or type a few song titles), choose a tag you want "
+        "more of and move α: the five columns change side by side. Then look at **Latent space** to see "
+        "where that took you."
     )
-    st.page_link("pages/compare.py", label="Compare: held-out accuracy of every model", icon=":material/leaderboard:")
-    st.page_link("pages/models.py", label="Models: the registry, manifests, integrity", icon=":material/inventory_2:")
+    st.page_link(
+        "pages/recommend.py", label="Recommend: picks and tags in, five lists out", icon=":material/queue_music:"
+    )
+    st.page_link(
+        "pages/latent_space.py",
+        label="Latent space: the UMAP map and your tuned trajectory",
+        icon=":material/scatter_plot:",
+    )
+    st.page_link(
+        "pages/compare.py",
+        label="Compare: accuracy, steering trade-offs, latency, overlap",
+        icon=":material/leaderboard:",
+    )
+    st.page_link(
+        "pages/models.py",
+        label="Models: registry, integrity, training curves, train one",
+        icon=":material/inventory_2:",
+    )
