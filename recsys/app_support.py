@@ -90,12 +90,21 @@ def fix_hint(model_id: str, registry: Registry) -> str:
 
 
 def files_signature(registry: Registry, model_id: str) -> tuple:
-    """(name, size, mtime) of every file of a model: a cache key that changes when a file does."""
+    """(name, size, mtime) of every file of a model: a cache key that changes when a file does.
+
+    A directory replaced by a concurrent save while it is listed is listed again (never raises).
+    """
     path = registry.root / model_id
-    if not path.is_dir():
-        return ()
-    stats = [(p.name, p.stat()) for p in path.iterdir()]
-    return tuple(sorted((name, s.st_size, s.st_mtime_ns) for name, s in stats))
+    for _ in range(5):
+        if not path.is_dir():
+            return ()
+        try:
+            with os.scandir(path) as entries:
+                stats = [(e.name, e.stat()) for e in entries]
+        except FileNotFoundError:
+            continue
+        return tuple(sorted((name, s.st_size, s.st_mtime_ns) for name, s in stats))
+    return ()
 
 
 def model_statuses(registry: Registry, verify=None) -> list[ModelStatus]:
