@@ -80,7 +80,17 @@ def coverage(top_items: np.ndarray, n_items: int) -> float:
 def next_item_metrics(
     scores: np.ndarray, targets: np.ndarray, exclude: sp.csr_matrix | None, k: int = 10
 ) -> dict[str, np.ndarray]:
-    """HR@k and NDCG@k for one target item per user, ranked over the full item set."""
+    """HR@k and NDCG@k for one target item per user, ranked over the full item set (no sampling).
+
+    Rows whose target is negative (users without a target, as in
+    :class:`~recsys.data.splits.TemporalSplit`) are dropped, so the means are over real targets.
+    ``exclude`` (the users' histories) is never ranked; a target inside it counts as a miss.
+    """
+    targets = np.asarray(targets)
+    keep = targets >= 0
+    if not keep.all():
+        scores, targets = np.asarray(scores)[keep], targets[keep]
+        exclude = None if exclude is None else sp.csr_matrix(exclude)[keep]
     top, _ = top_k(scores, k, exclude=exclude)
     hit_rank = top == targets[:, None]
     hr = hit_rank.any(axis=1).astype(np.float64)

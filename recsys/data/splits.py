@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .dataset import Dataset
+from .sequences import OrderedHistories
 
 #: Held-out users per group (validation and test) for the real data sets (BENCHMARK.md step 3).
 HELDOUT_USERS = {"lastfm-2k": 300, "ml-1m": 600}
@@ -159,6 +160,18 @@ class TemporalSplit:
     train: Dataset
     val_targets: np.ndarray  # (n_users,) item index, -1 where the user has too few items
     test_targets: np.ndarray
+
+    def sequences(self) -> OrderedHistories:
+        """Every user's training items, oldest first (by timestamp; ties by item index)."""
+        return OrderedHistories.from_dataset(self.train)
+
+    def validation_inputs(self) -> tuple[OrderedHistories, np.ndarray]:
+        """(histories, targets) for validation: the training sequence predicts ``val_targets``."""
+        return self.sequences(), self.val_targets
+
+    def test_inputs(self) -> tuple[OrderedHistories, np.ndarray]:
+        """(histories, targets) for test: training sequence + validation item predicts ``test_targets``."""
+        return self.sequences().append(self.val_targets), self.test_targets
 
 
 def temporal_leave_last_out(ds: Dataset, min_items: int = 3) -> TemporalSplit:
