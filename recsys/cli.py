@@ -134,8 +134,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         if bar is not None:
             bar.close()
     print(f"registered {model_id}")
-    for k in ("recall@20", "recall@50", "ndcg@100", "coverage@20", "fit_s"):
-        print(f"{k:>12}: {metrics[k]:.4f}")
+    for k in ("recall@20", "recall@50", "ndcg@100", "coverage@20", "hr@10", "ndcg@10", "fit_s"):
+        if k in metrics:
+            print(f"{k:>12}: {metrics[k]:.4f}")
 
 
 def _model_specs(names: Sequence[str]):

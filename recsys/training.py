@@ -36,7 +36,10 @@ from .registry import Registry
 logger = logging.getLogger("recsys")
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-TOP_LEVEL_KEYS = ("family", "dataset", "model_id", "seed", "params", "n_heldout_users", "description")
+TOP_LEVEL_KEYS = ("family", "dataset", "model_id", "seed", "params", "n_heldout_users", "description", "protocol")
+#: ``protocol``: "strong" (default: strong generalization, Recall/NDCG) or "next_item" (temporal
+#: leave-last-out, HR@10/NDCG@10; recsys.next_item) for the sequential families.
+PROTOCOLS = ("strong", "next_item")
 
 
 class ConfigError(ValueError):
@@ -138,6 +141,15 @@ def train_from_config(
     seed = int(cfg.get("seed", 0))
     if "seed" in valid and "seed" not in params:
         params["seed"] = seed
+    protocol = cfg.get("protocol") or "strong"
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r}; use one of {list(PROTOCOLS)}")
+    if protocol == "next_item":
+        from .next_item import train_next_item_from_config
+
+        return train_next_item_from_config(
+            cfg, cls(**params), dataset, registry=registry or Registry(), progress=progress, overwrite=overwrite
+        )
     split = strong_generalization_split(dataset, seed, cfg.get("n_heldout_users"))
     model = cls(**params)
     t0 = time.perf_counter()
