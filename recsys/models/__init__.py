@@ -30,6 +30,10 @@ FAMILY_MODULES: dict[str, str] = {
     "flow": "recsys.models.flow",
     "mlp_flow": "recsys.models.mlp_flow",
     "funnel": "recsys.models.funnel",
+    "seqvae": "recsys.models.seqvae",
+    "bert4rec": "recsys.models.bert4rec",
+    "dtnmr": "recsys.models.dtnmr",
+    "group_popularity": "recsys.models.group_popularity",
 }
 
 
