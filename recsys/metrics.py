@@ -94,5 +94,5 @@ def next_item_metrics(
     top, _ = top_k(scores, k, exclude=exclude)
     hit_rank = top == targets[:, None]
     hr = hit_rank.any(axis=1).astype(np.float64)
-    ndcg = (hit_rank * _discounts(k)).sum(axis=1)
+    ndcg = (hit_rank * _discounts(top.shape[1])).sum(axis=1)  # k may exceed the catalogue
     return {f"hr@{k}": hr, f"ndcg@{k}": ndcg}

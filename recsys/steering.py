@@ -245,13 +245,22 @@ def to_probabilities(scores: np.ndarray, score_kind: str) -> np.ndarray:
 def tag_boost(tag_matrix: sp.csr_matrix, tag_cols: np.ndarray, betas: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     """(len(alphas), n_items): mean over the chosen tags an item has of ``(1 + beta_t)^alpha``; 1 if none.
 
-    ``tag_cols`` index the chosen tags' columns of ``tag_matrix``; ``betas`` their weights.
+    ``tag_cols`` index the chosen tags' columns of ``tag_matrix``; ``betas`` their weights. A row
+    whose largest factor would pass ``e^600`` (e.g. tune+post at alpha 100 x factor 100: 2^10000) is
+    divided by a constant that brings it to ``e^600``: the ranking is unchanged and every score
+    stays finite (factors that end up below ~1e-308 become 0).
     """
     sel = tag_matrix[:, tag_cols]  # (n_items, T)
     count = np.asarray(sel.sum(axis=1)).ravel()
-    factors = np.power(1.0 + betas[None, :], np.asarray(alphas, dtype=np.float64)[:, None])  # (A, T)
+    log_f = np.asarray(alphas, dtype=np.float64)[:, None] * np.log1p(betas[None, :])  # (A, T)
+    shift = np.maximum(log_f.max(axis=1, initial=0.0) - _MAX_LOG_BOOST, 0.0)[:, None]  # (A, 1)
+    factors = np.exp(log_f - shift)
     total = np.asarray(sel @ factors.T).T  # (A, n_items)
-    return np.where(count > 0, total / np.maximum(count, 1.0), 1.0)
+    return np.where(count > 0, total / np.maximum(count, 1.0), np.exp(-shift))
+
+
+#: Largest log boost factor :func:`tag_boost` returns (scores are probabilities, so products stay finite).
+_MAX_LOG_BOOST = 600.0
 
 
 # ---------------------------------------------------------------------------------------------
