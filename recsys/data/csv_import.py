@@ -34,21 +34,34 @@ left out); items nobody interacted with stay in the catalogue. Users are ordered
 keep the order of ``items.csv``.
 
 Errors: the first problem found, in file order, raises one :class:`CsvImportError` naming the
-file, the line (1-based; the header is line 1) and the problem, e.g.
-``interactions.csv, line 17: weight 'abc' is not a number``. :func:`import_csv` is pure (it returns
-a Dataset or raises), so a failed import leaves nothing behind.
+file, the line (1-based; the header is line 1; for a record whose quoted field spans lines, the
+line it starts on) and the problem, e.g. ``interactions.csv, line 17: weight 'abc' is not a number``.
+Also refused, with their line: a field longer than the csv module's limit (131,072 characters: most
+often a quote never closed), a quote still open at the end of the file, ids longer than
+:data:`MAX_ID_CHARS` characters, non-UTF-8 bytes (UTF-16 with or without byte-order mark is named as
+such), and duplicate rows whose summed weight leaves float32. Ids that look like integers become
+ints only when no two spellings can mean one number (``-0``, ``007`` keep every id text).
+:func:`import_csv` is pure (it returns a Dataset or raises), so a failed import leaves nothing
+behind: no file written, no file handle left open (even while the error is kept).
 
-Memory and time: rows are streamed with the ``csv`` module and kept as 20 bytes each (codes,
-weight, timestamp); assembling the matrix peaks at about 160 bytes per interaction row (measured:
-2M rows with weights and timestamps took 320 MB above the interpreter's baseline, so 10M rows need
-~1.6 GB) and about 3.5 µs of CPU per row (2M rows: 6.8 s of CPU time; 10M rows: ~35 s).
-Files larger than :data:`MAX_IMPORT_BYTES` (512 MiB) or with more than :data:`MAX_IMPORT_ROWS`
-(20 million) interaction rows are refused up front / as soon as the count is passed; raise the
-limits with ``max_bytes`` / ``max_rows`` on a machine with the memory for it.
+Memory and time: rows are streamed with the ``csv`` module and kept as 20 bytes each (codes, weight,
+timestamp); assembling the matrix peaks at 164-176 bytes per interaction row. The bound
+:func:`memory_needed` documents and enforces is :data:`ROW_BYTES` (200) per row plus
+:data:`USER_BYTES` (250) + 6 x (longest user id) per distinct user (measured: 10M rows of 200k
+users, 272 MB of CSV: peak 1.64 GB above the interpreter, 164 bytes per row, 37 s of CPU; 2M rows of
+864k users: 246 bytes per row; see ``benchmarks/results/reliability.md``). Before reading, the row
+count is estimated from the file size and the first MiB; a file whose estimate needs more than
+``max_memory`` (default: 80 % of the memory available when the import starts) is refused up front,
+and the import stops with the line reached as soon as the rows read so far need more: a big file is
+refused with a message, never an out-of-memory crash. Files larger than :data:`MAX_IMPORT_BYTES`
+(512 MiB) or with more than :data:`MAX_IMPORT_ROWS` (20 million) interaction rows are refused as
+before; raise the limits with ``max_bytes`` / ``max_rows`` / ``max_memory`` on a machine with the
+memory for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
@@ -64,11 +77,22 @@ from .dataset import Dataset, build_dataset
 MAX_IMPORT_BYTES = 512 * 1024**2
 #: Most interaction rows :func:`import_csv` accepts; pass ``max_rows`` to change it.
 MAX_IMPORT_ROWS = 20_000_000
+#: Longest user or item id (characters): ids are stored as fixed-width strings, so one long id costs
+#: its length in every id's slot.
+MAX_ID_CHARS = 512
+#: Peak memory per interaction row while importing (bytes; measured 164-176, see the module docstring).
+ROW_BYTES = 200
+#: Memory per distinct user on top of the rows (dict entry, Python string, sorting), plus
+#: :data:`ID_CHAR_BYTES` per character of the longest user id.
+USER_BYTES = 250
+ID_CHAR_BYTES = 6
+#: Share of the memory available when an import starts that it may use by default.
+DEFAULT_MEMORY_SHARE = 0.8
 INTERACTION_COLUMNS = ("user", "item", "weight", "timestamp")
 ITEM_COLUMNS = ("item", "title", "artist", "tags")
 TAG_SEPARATOR = "|"
 _CHUNK = 65_536
-_INT_ID = re.compile(r"-?(0|[1-9][0-9]{0,17})")
+_INT_ID = re.compile(r"0|-?[1-9][0-9]{0,17}")  # no "-0": it would be a second spelling of 0
 
 
 class CsvImportError(ValueError):
@@ -115,6 +139,10 @@ def _first_undecodable(path: Path) -> tuple[int, str]:
         if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
             return 1, "the file is UTF-16 text"
         f.seek(0)
+        sample = f.read(4096)
+        if sample.count(b"\x00") > len(sample) // 4:
+            return 1, "the file looks like UTF-16 text without a byte-order mark (every other byte is NUL)"
+        f.seek(0)
         for n, raw in enumerate(f, start=1):
             try:
                 raw.decode("utf-8")
@@ -131,20 +159,36 @@ def _first_undecodable(path: Path) -> tuple[int, str]:
 
 
 def _read_rows(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """Yield (line number, fields) for every non-blank record, header included."""
+    """Yield (line number, fields) for every non-blank record, header included.
+
+    The line number is where the record starts (a quoted field may span lines).
+    """
     reader = None
+    start = 1
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(f, delimiter=delimiter, strict=True)
             for row in reader:
                 if row and any(field.strip() for field in row):
-                    yield reader.line_num, row
+                    yield start, row
+                start = reader.line_num + 1
     except UnicodeDecodeError:
         line, what = _first_undecodable(path)
         raise CsvImportError(path, line, f"{what}; re-save the file as UTF-8 (CSV UTF-8) and import again") from None
     except csv.Error as e:
-        line = reader.line_num if reader is not None else 1
-        raise CsvImportError(path, max(line, 1), f"malformed CSV ({e})") from None
+        text = str(e)
+        if "field larger than field limit" in text:
+            limit = csv.field_size_limit()
+            problem = (
+                f'a field is longer than {limit:,} characters (the CSV field limit); is a quote (") '
+                "opened here and never closed?"
+            )
+        elif "unexpected end of data" in text:
+            problem = 'malformed CSV: a quoted field opened here is never closed: the file ends inside quotes (")'
+        else:
+            start = reader.line_num if reader is not None else 1
+            problem = f"malformed CSV ({e})"
+        raise CsvImportError(path, max(start, 1), problem) from None
 
 
 def _header(path: Path, rows: Iterator[tuple[int, list[str]]], allowed: tuple, required: tuple) -> dict[str, int]:
@@ -153,6 +197,13 @@ def _header(path: Path, rows: Iterator[tuple[int, list[str]]], allowed: tuple, r
         line, fields = next(rows)
     except StopIteration:
         raise CsvImportError(path, 1, "the file has no header line (only blank lines)") from None
+    if any("\x00" in f for f in fields):
+        raise CsvImportError(
+            path,
+            line,
+            "the header contains NUL bytes: the file looks like UTF-16 without a byte-order mark, or not "
+            "text at all; re-save it as UTF-8 (CSV UTF-8) and import again",
+        )
     names = [f.strip().lower() for f in fields]
     expected = ", ".join(required) + "".join(f"[, {c}]" for c in allowed if c not in required)
     if len(names) == 1 and any(sep in fields[0] for sep in ";\t"):
@@ -193,7 +244,11 @@ def _canonical_ids(ids: list[str]) -> np.ndarray:
 def _read_items(path: Path, delimiter: str, max_bytes: int) -> tuple[pd.DataFrame, dict[str, int]]:
     """(items table, raw id -> row) from the items file."""
     _check_size(path, max_bytes)
-    rows = _read_rows(path, delimiter)
+    with contextlib.closing(_read_rows(path, delimiter)) as rows:  # closed at once, also when raising
+        return _parse_items(path, rows)
+
+
+def _parse_items(path: Path, rows: Iterator[tuple[int, list[str]]]) -> tuple[pd.DataFrame, dict[str, int]]:
     cols = _header(path, rows, ITEM_COLUMNS, ("item", "title"))
     ji, jt, ja, jg = (cols.get(c) for c in ITEM_COLUMNS)
     index: dict[str, int] = {}
@@ -205,6 +260,10 @@ def _read_items(path: Path, delimiter: str, max_bytes: int) -> tuple[pd.DataFram
         item = row[ji].strip()
         if not item:
             raise CsvImportError(path, line, "the item id is empty")
+        if len(item) > MAX_ID_CHARS:
+            raise CsvImportError(
+                path, line, f"the item id is {len(item):,} characters long; ids may have at most {MAX_ID_CHARS}"
+            )
         if item in index:
             first = lines[index[item]]
             raise CsvImportError(path, line, f"item {item!r} is defined twice (lines {first} and {line})")
@@ -276,22 +335,78 @@ def _convert(path: Path, chunk: _Chunk, has_w: bool, has_t: bool) -> tuple[np.nd
     return np.asarray(chunk.users, dtype=np.int32), np.asarray(chunk.items, dtype=np.int32), w, t
 
 
+def available_memory() -> int | None:
+    """Memory the system can give a new allocation now (``MemAvailable``, bytes); None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def memory_needed(rows: int, users: int = 0, longest_user_id: int = 0) -> int:
+    """Documented peak memory (bytes) of importing ``rows`` interaction rows of ``users`` distinct users."""
+    return rows * ROW_BYTES + users * (USER_BYTES + ID_CHAR_BYTES * longest_user_id)
+
+
+def _estimate_rows(path: Path, size: int) -> int:
+    """Interaction rows of a file estimated from its size and the mean line length of its first MiB."""
+    with open(path, "rb") as f:
+        sample = f.read(1 << 20)
+    lines = max(sample.count(b"\n") - 1, 1)  # minus the header
+    if len(sample) == size:
+        return lines
+    return int(size / (len(sample) / (lines + 1)))
+
+
 def _read_interactions(
-    path: Path, item_index: dict[str, int], items_name: str, delimiter: str, max_rows: int
+    path: Path, item_index: dict[str, int], items_name: str, delimiter: str, max_rows: int, budget: tuple[int, str]
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """(user ids in first-seen order, user codes, item rows, weights, timestamps or None)."""
-    rows = _read_rows(path, delimiter)
+    with contextlib.closing(_read_rows(path, delimiter)) as rows:  # closed at once, also when raising
+        return _parse_interactions(path, rows, item_index, items_name, max_rows, budget)
+
+
+def _parse_interactions(
+    path: Path,
+    rows: Iterator[tuple[int, list[str]]],
+    item_index: dict[str, int],
+    items_name: str,
+    max_rows: int,
+    budget: tuple[int, str],
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     cols = _header(path, rows, INTERACTION_COLUMNS, ("user", "item"))
     ju, ji, jw, jt = (cols.get(c) for c in INTERACTION_COLUMNS)
     has_w, has_t = jw is not None, jt is not None
     users: dict[str, int] = {}
+    longest = 0
     parts: list[tuple[np.ndarray, ...]] = []
     chunk = _Chunk()
     n_rows = 0
+    max_memory, why = budget
 
     def fail(line: int, problem: str) -> CsvImportError:
         _convert(path, chunk, has_w, has_t)  # an earlier bad number in this chunk is reported first
         return CsvImportError(path, line, problem)
+
+    def check_memory(line: int) -> None:
+        need = memory_needed(n_rows, len(users), longest)
+        if max_memory and need > max_memory:
+            raise fail(
+                line,
+                f"by this line the import needs about {_gb(need)} of memory ({n_rows:,} rows x {ROW_BYTES} bytes + "
+                f"{len(users):,} users), more than the {_gb(max_memory)} allowed ({why}); stopped before running out. "
+                "Free memory, split the file, or pass max_memory= (bytes)",
+            )
 
     for line, row in rows:
         if (problem := _width_problem(row, cols)) is not None:
@@ -301,21 +416,29 @@ def _read_interactions(
             raise fail(line, f"the {'user' if not user else 'item'} id is empty")
         col = item_index.get(item)
         if col is None:
-            raise fail(line, f"item {item!r} is not defined in {items_name}")
+            raise fail(line, f"item {item[:80]!r} is not defined in {items_name}")
+        code = users.get(user)
+        if code is None:
+            if len(user) > MAX_ID_CHARS:
+                raise fail(line, f"the user id is {len(user):,} characters long; ids may have at most {MAX_ID_CHARS}")
+            code = users[user] = len(users)
+            longest = max(longest, len(user))
         n_rows += 1
         if n_rows > max_rows:
             raise fail(line, f"more than {max_rows:,} interaction rows (the import limit); pass max_rows= to raise it")
         chunk.lines.append(line)
-        chunk.users.append(users.setdefault(user, len(users)))
+        chunk.users.append(code)
         chunk.items.append(col)
         if has_w:
             chunk.weights.append(row[jw])
         if has_t:
             chunk.times.append(row[jt])
         if len(chunk.lines) >= _CHUNK:
+            check_memory(line)
             parts.append(_convert(path, chunk, has_w, has_t))
             chunk = _Chunk()
     if chunk.lines:
+        check_memory(chunk.lines[-1])
         parts.append(_convert(path, chunk, has_w, has_t))
     if not parts:
         raise CsvImportError(path, 2, "the file has a header but no interactions")
@@ -333,6 +456,7 @@ def import_csv(
     delimiter: str = ",",
     max_bytes: int | None = None,
     max_rows: int | None = None,
+    max_memory: int | None = None,
 ) -> Dataset:
     """Read an interactions CSV and an items CSV (format: module docstring) into a Dataset.
 
@@ -350,6 +474,11 @@ def import_csv(
         Field separator (default ``,``).
     max_bytes, max_rows : int, optional
         Size limits (default :data:`MAX_IMPORT_BYTES`, :data:`MAX_IMPORT_ROWS`).
+    max_memory : int, optional
+        Most memory (bytes) the import may need by :func:`memory_needed`; default
+        :data:`DEFAULT_MEMORY_SHARE` of :func:`available_memory` when the import starts; 0: no check.
+        A file estimated to need more is refused before it is read, and the import stops as soon as
+        the rows read so far need more.
 
     Returns
     -------
@@ -365,8 +494,28 @@ def import_csv(
     max_bytes = MAX_IMPORT_BYTES if max_bytes is None else max_bytes
     max_rows = MAX_IMPORT_ROWS if max_rows is None else max_rows
     _check_size(ipath, max_bytes)
+    if max_memory is None:
+        avail = available_memory()
+        budget = (
+            (0, "")
+            if avail is None
+            else (int(avail * DEFAULT_MEMORY_SHARE), f"{DEFAULT_MEMORY_SHARE:.0%} of the {_gb(avail)} available now")
+        )
+    else:
+        budget = (int(max_memory), "max_memory")
+    if budget[0]:
+        rows = _estimate_rows(ipath, ipath.stat().st_size)
+        need = memory_needed(rows)
+        if need > budget[0]:
+            raise CsvImportError(
+                ipath,
+                None,
+                f"the file has about {rows:,} rows ({ipath.stat().st_size:,} bytes): importing it needs about "
+                f"{_gb(need)} of memory ({ROW_BYTES} bytes per row), more than the {_gb(budget[0])} allowed "
+                f"({budget[1]}); refused before reading it. Free memory, split the file, or pass max_memory= (bytes)",
+            )
     items, item_index = _read_items(tpath, delimiter, max_bytes)
-    user_names, u, i, w, t = _read_interactions(ipath, item_index, tpath.name, delimiter, max_rows)
+    user_names, u, i, w, t = _read_interactions(ipath, item_index, tpath.name, delimiter, max_rows, budget)
 
     keep = w > 0
     if not keep.any():
@@ -376,15 +525,26 @@ def import_csv(
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     positions = items.assign(item_id=np.arange(len(items)))  # build on positions, then put the ids back
-    ds = build_dataset(
-        "tmp",
-        rank[u[keep]],
-        i[keep],
-        w[keep],
-        positions,
-        timestamps=None if t is None else t[keep],
-    )
+    with np.errstate(over="ignore"):  # a sum that leaves float32 is reported below, with its line
+        ds = build_dataset(
+            "tmp",
+            rank[u[keep]],
+            i[keep],
+            w[keep],
+            positions,
+            timestamps=None if t is None else t[keep],
+        )
     present = np.unique(rank[u[keep]])  # users with only zero weights drop out
+    if not np.isfinite(ds.interactions.data).all():
+        k = int(np.flatnonzero(~np.isfinite(ds.interactions.data))[0])
+        row = int(np.searchsorted(ds.interactions.indptr, k, side="right") - 1)
+        user, item = user_names[order[present[row]]], list(item_index)[ds.interactions.indices[k]]
+        raise CsvImportError(
+            ipath,
+            _overflow_line(ipath, delimiter, user, item),
+            f"the weights of user {user!r} and item {item!r} add up to more than a float32 holds (3.4e38): "
+            "duplicate rows are summed; scale the weights down",
+        )
     return Dataset(
         name=name or ipath.stem,
         interactions=ds.interactions,
@@ -394,6 +554,20 @@ def import_csv(
         item_noun=item_noun,
         description=description or f"imported from {ipath.name} and {tpath.name}",
     )
+
+
+def _overflow_line(path: Path, delimiter: str, user: str, item: str) -> int | None:
+    """The line where the summed weight of (user, item) leaves float32 (read again: the error path only)."""
+    with contextlib.closing(_read_rows(path, delimiter)) as rows:
+        cols = _header(path, rows, INTERACTION_COLUMNS, ("user", "item"))
+        total = np.float32(0)
+        for line, row in rows:
+            if row[cols["user"]].strip() == user and row[cols["item"]].strip() == item:
+                with np.errstate(over="ignore"):
+                    total = np.float32(total + np.float32(row[cols["weight"]]))
+                if not np.isfinite(total):
+                    return line
+    return None
 
 
 # ---- export ----------------------------------------------------------------------------------
