@@ -25,6 +25,8 @@ import os
 import platform
 import time
 
+import pytest
+
 DEFAULTS = {
     "RECSYS_CSV_EXAMPLES": 1000,
     "RECSYS_PROPERTY_EXAMPLES": 60,
@@ -51,3 +53,19 @@ def log_figures(test: str, **figures) -> None:
     rec["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(rec, default=str) + "\n")
+
+
+@pytest.fixture(scope="session")
+def built_registry(tmp_path_factory: pytest.TempPathFactory):
+    """The small registry of the AppTest tests (tests/app/conftest.py), built once for these tests."""
+    from recsys.data.synthetic import generate_synthetic
+    from recsys.defaults import build_default_registry
+    from recsys.projection import pca_reducer
+    from recsys.registry import Registry
+
+    from ..app.conftest import SMALL_MODELS
+
+    root = tmp_path_factory.mktemp("registry")
+    small = generate_synthetic(n_users=300, n_items=600, n_artists=80, n_tags=8)
+    build_default_registry(Registry(root), dataset=small, models=SMALL_MODELS, reducer_factory=pca_reducer)
+    return root
