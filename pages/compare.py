@@ -9,6 +9,7 @@ from recsys.app_support import (
     cached_steerer,
     cached_sweep,
     comparison_table,
+    current_person,
     current_registry,
     page_guard,
     pairwise_jaccard,
@@ -87,8 +88,8 @@ with page_guard("compare"):
     # ---- the current person: latency and overlap ------------------------------------------------------
     st.header("For the current person")
     fp = steerable[0].manifest["dataset"]["fingerprint"] if steerable else ""
-    picks = st.session_state.get(f"rec_picks_{fp[:16]}", [])
-    tags = {t: float(st.session_state.get(f"rec_w_{t}", 1.0)) for t in st.session_state.get(f"rec_tags_{fp[:16]}", [])}
+    person = current_person(fp)
+    picks, tags = person["picks"], person["tags"]
     if not picks:
         st.info("Pick songs on the **Recommend** page to compare every model's list for you here.")
         st.stop()

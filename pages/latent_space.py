@@ -9,6 +9,7 @@ from recsys.app_support import (
     cached_model,
     cached_statuses,
     cached_steerer,
+    current_person,
     current_registry,
     mappable_statuses,
     page_guard,
@@ -38,7 +39,7 @@ with page_guard("latent_space"):
         st.code(build_command() + " --force", language="bash")
         st.stop()
 
-    wanted = st.session_state.get("rec_model")
+    wanted = current_person()["model"]
     ids = [s.model_id for s in ready]
     if st.session_state.get("map_model") not in ids:
         st.session_state.map_model = wanted if wanted in ids else ids[0]
@@ -83,10 +84,10 @@ with page_guard("latent_space"):
 
     # the person from the Recommend page (same data set: same item columns)
     fp = loaded.manifest["dataset"]["fingerprint"][:16]
-    picks = st.session_state.get(f"rec_picks_{fp}", [])
-    tag_names = [t for t in st.session_state.get(f"rec_tags_{fp}", []) if t in steerer.steerable_tags]
-    tags = {t: float(st.session_state.get(f"rec_w_{t}", 1.0)) for t in tag_names}
-    alpha = float(st.session_state.get("rec_alpha", 1.0))
+    person = current_person(fp)
+    picks = person["picks"]
+    tags = {t: w for t, w in person["tags"].items() if t in steerer.steerable_tags}
+    alpha = float(person["alpha"])
     alphas = np.round(np.linspace(0.0, 4.0, 17), 2)
     trajectory = None
     if tags:

@@ -11,15 +11,18 @@ import streamlit as st
 
 from recsys.app_support import (
     COLUMNS,
+    PERSON_KEY,
     build_command,
     cached_item_labels,
     cached_model,
     cached_statuses,
     cached_steerer,
+    current_person,
     current_registry,
     format_tags_param,
     page_guard,
     parse_tags_param,
+    remember_person,
     require_router,
     results_csv,
     sample_listener,
@@ -58,6 +61,16 @@ with page_guard("recommend"):
         except ValueError:
             st.session_state.rec_alpha = 1.0
 
+    # widget state is dropped while another page runs: put it back from the session's person
+    person = st.session_state.get(PERSON_KEY)
+    if person:
+        for key, value in (
+            ("rec_dataset", person["dataset"]),
+            ("rec_model", person["model"]),
+            ("rec_alpha", person["alpha"]),
+        ):
+            st.session_state.setdefault(key, value)
+
     datasets = sorted({s.dataset_name for s in ready})
     if st.session_state.get("rec_dataset") not in datasets:
         st.session_state.rec_dataset = datasets[0] if "synthetic" not in datasets else "synthetic"
@@ -86,14 +99,16 @@ with page_guard("recommend"):
     labels = cached_item_labels(registry, model_id)
     picks_key = f"rec_picks_{fp[:16]}"
     tags_key = f"rec_tags_{fp[:16]}"
+    saved = current_person(fp) if person else None
     if picks_key not in st.session_state:
-        st.session_state[picks_key] = [p for p in st.session_state.pop("rec_url_picks", []) if p in labels]
+        first = saved["picks"] if saved and saved["picks"] else st.session_state.pop("rec_url_picks", [])
+        st.session_state[picks_key] = [p for p in first if p in labels]
     valid_tags = steerer.steerable_tags
     if tags_key not in st.session_state:
-        url_tags = st.session_state.get("rec_url_tags", {})
-        st.session_state[tags_key] = [t for t in url_tags if t in valid_tags]
+        wanted_tags = saved["tags"] if saved and saved["tags"] else st.session_state.get("rec_url_tags", {})
+        st.session_state[tags_key] = [t for t in wanted_tags if t in valid_tags]
         for t in st.session_state[tags_key]:
-            st.session_state[f"rec_w_{t}"] = min(max(float(url_tags[t]), 0.1), 5.0)
+            st.session_state[f"rec_w_{t}"] = min(max(float(wanted_tags[t]), 0.1), 5.0)
 
     def _sample() -> None:
         st.session_state.rec_draws = st.session_state.get("rec_draws", -1) + 1
@@ -123,6 +138,12 @@ with page_guard("recommend"):
         filter_mode="contains",
         select_all=False,
     )
+    if steerer.sequential and picks:
+        st.caption(
+            f"**{model_id} reads your picks as a session, in the order you picked them** (the last one is the "
+            "most recent; remove and re-add a pick to move it to the end): "
+            + " → ".join(f"{i}. {labels[p]}" for i, p in enumerate(picks, start=1))
+        )
     tag_cols = st.columns([3, 2])
     chosen = tag_cols[0].multiselect(
         "Tags you want more of", valid_tags, key=tags_key, placeholder="Choose tags…", select_all=False
@@ -154,6 +175,7 @@ with page_guard("recommend"):
         target_share = st.slider("Target tag share", 0.05, 1.0, 0.5, 0.05, key="rec_target", disabled=not calibrate)
         k = st.slider("List length", 5, 50, 20, 5, key="rec_k")
 
+    remember_person(dataset=dataset, model_id=model_id, fingerprint=fp, picks=picks, tags=weights, alpha=alpha)
     st.query_params.from_dict(
         {
             "dataset": dataset,

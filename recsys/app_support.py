@@ -570,3 +570,33 @@ def _map_cached(root: str, model_id: str, signature: tuple, params: tuple | None
 def cached_map(registry: Registry, model_id: str, params: tuple | None = None):
     """The model's stored map, or one recomputed with (n_neighbors, min_dist) (cached)."""
     return _map_cached(str(registry.root), model_id, files_signature(registry, model_id), params)
+
+
+# ---- the person across pages --------------------------------------------------------------------
+#: Session key of the person's state (picks and tags per data set, model, alpha). Streamlit deletes a
+#: widget's state when a run does not draw the widget, so the Recommend page mirrors its widgets here
+#: (a plain key survives page changes) and restores them from it when it is opened again.
+PERSON_KEY = "person"
+
+
+def remember_person(*, dataset: str, model_id: str, fingerprint: str, picks: list[str], tags: dict, alpha: float):
+    """Mirror the Recommend page's widgets into the session (read by the other pages)."""
+    person = st.session_state.setdefault(PERSON_KEY, {"by_data": {}})
+    person.update(dataset=dataset, model=model_id, alpha=float(alpha))
+    person["by_data"][fingerprint[:16]] = {"picks": list(picks), "tags": dict(tags)}
+
+
+def current_person(fingerprint: str | None = None) -> dict:
+    """{"dataset", "model", "alpha", "picks", "tags"} of the session's person (empty picks/tags if none yet).
+
+    ``fingerprint``: the data set's (item columns); picks and tags are kept per data set.
+    """
+    person = st.session_state.get(PERSON_KEY) or {"by_data": {}}
+    mine = person["by_data"].get((fingerprint or "")[:16], {"picks": [], "tags": {}})
+    return {
+        "dataset": person.get("dataset"),
+        "model": person.get("model"),
+        "alpha": person.get("alpha", 1.0),
+        "picks": mine["picks"],
+        "tags": mine["tags"],
+    }

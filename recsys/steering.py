@@ -461,8 +461,12 @@ class Steerer:
         return cls.from_parts(loaded.model, loaded.items, loaded.extras, info)
 
     # ---- input checks -------------------------------------------------------------------
-    def item_indices(self, picks: Sequence[Any]) -> np.ndarray:
-        """Column indices of picked item ids; unknown ids raise with near matches (by id and title)."""
+    def item_indices(self, picks: Sequence[Any], *, ordered: bool = False) -> np.ndarray:
+        """Column indices of picked item ids; unknown ids raise with near matches (by id and title).
+
+        Sorted and unique by default; ``ordered=True`` keeps the picks' order (first occurrence), the
+        session order sequential models read.
+        """
         out, unknown = [], []
         for p in picks:
             i = self._item_index.get(str(p))
@@ -480,7 +484,16 @@ class Steerer:
                 f"unknown item ids: {'; '.join(hints)}; {self.model.n_items_} items are known, e.g. "
                 f"{', '.join(map(str, self.items['item_id'][:3]))}"
             )
+        if ordered:
+            return np.asarray(list(dict.fromkeys(out)), dtype=np.int64)
         return np.unique(np.asarray(out, dtype=np.int64))
+
+    @property
+    def sequential(self) -> bool:
+        """Whether the model reads the order of the picks (oldest first, the last pick most recent)."""
+        from .models.sequential import SequentialRecommender
+
+        return isinstance(self.model, SequentialRecommender)
 
     def history(self, picks: Sequence[Any]) -> sp.csr_matrix:
         """A one-row 0/1 CSR history from picked item ids."""
@@ -636,7 +649,7 @@ class Steerer:
                 z = z[0]
                 z_tuned = z_tuned[0] if z_tuned is not None else z
             else:
-                std_scores = self.model.score(x)
+                std_scores = self._plain_scores(picks, x)
                 tuned_scores = std_scores
             p_std = to_probabilities(std_scores, self.model.score_kind)
             p_tuned = to_probabilities(tuned_scores, self.model.score_kind) if tuned_scores is not std_scores else p_std
@@ -665,6 +678,14 @@ class Steerer:
         return SteeringResult(
             lists=lists, alpha=alpha, tags=tags, z=z, z_tuned=z_tuned, unavailable=unavailable, cold_start=cold
         )
+
+    def _plain_scores(self, picks: Sequence[Any], x: sp.csr_matrix) -> np.ndarray:
+        """``model.score`` of the picks; sequential models get them as an ordered session."""
+        if self.sequential:
+            from .models.sequential import score_sequences
+
+            return score_sequences(self.model, [self.item_indices(picks, ordered=True).tolist()])
+        return self.model.score(x)
 
     def _boost(self, tags: Mapping[str, float], alpha: float) -> np.ndarray:
         if not tags or alpha == 0:
@@ -711,7 +732,7 @@ class Steerer:
             raise SteeringError("choose at least one tag to calibrate toward")
         x = self.history(picks) if len(picks) else None
         if mode == "postfilter":
-            base = self.model.score(x) if x is not None else self.item_popularity[None, :]
+            base = self._plain_scores(picks, x) if x is not None else self.item_popularity[None, :]
             p = to_probabilities(base, self.model.score_kind)
             cols = np.array([self._vocab_index[t] for t in tags], dtype=np.int64)
             p = p * tag_boost(self.tag_matrix, cols, np.array(list(tags.values())), alphas)

@@ -218,8 +218,29 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
             _check_no_exception(page, "Recommend")
             page.screenshot(path=str(screenshot_dir / "recommend.png"), full_page=True)
 
-            # Compare and Latent space render without errors
-            for label, heading in (("Compare", "Compare"), ("Latent space", "Latent space")):
+            # Latent space: the person from the Recommend page is on the map with their trajectory
+            nav.get_by_text("Latent space", exact=True).click()
+            page.get_by_role("heading", name="Latent space").first.wait_for(timeout=TIMEOUT_MS)
+            _settle(page)
+            page.locator(".js-plotly-plot").first.wait_for(timeout=TIMEOUT_MS)
+            try:
+                page.get_by_text("you, tuned over α").first.wait_for(timeout=TIMEOUT_MS)
+            except Exception:
+                page.screenshot(path=str(screenshot_dir / "latent_space_failed.png"), full_page=True)
+                raise AssertionError("the person from the Recommend page is not on the map") from None
+            assert page.get_by_text("you at α = 4 (now)").first.is_visible()
+            _check_no_exception(page, "Latent space")
+            page.screenshot(path=str(screenshot_dir / "latent_space.png"), full_page=True)
+
+            # back on Recommend: the picks and alpha are still there
+            nav.get_by_text("Recommend", exact=True).click()
+            _settle(page)
+            chips = page.locator("[data-testid='stMultiSelect']").first.get_by_role("group", name="Selected values")
+            assert chips.locator("[data-tag]").first.get_attribute("aria-label") == picked
+            assert "alpha=4" in page.url
+
+            # Compare renders without errors and compares the models for this person
+            for label, heading in (("Compare", "Compare"),):
                 nav.get_by_text(label, exact=True).click()
                 page.get_by_role("heading", name=heading).first.wait_for(timeout=TIMEOUT_MS)
                 _settle(page)
