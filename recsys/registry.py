@@ -194,57 +194,77 @@ _DIR_FD = os.open in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
 
 
 class _ModelDir:
-    """A model directory opened once: every file is read from that directory, even if it is replaced meanwhile."""
+    """A model directory opened once, with every file of it opened at once.
+
+    Reads go through those handles, so they see one directory's files even if a concurrent save
+    replaces (and deletes) it meanwhile: the window for a mixed or missing read is the few
+    microseconds of opening, and :meth:`Registry._consistent` covers that.
+    """
+
+    NAMES = (MANIFEST, WEIGHTS, ITEMS, EXTRAS)
 
     def __init__(self, path: Path):
         self.path = path
-        self.fd: int | None = os.open(path, os.O_RDONLY | os.O_DIRECTORY) if _DIR_FD else None
+        self.files: dict[str, Any] = {}
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY) if _DIR_FD else None
+        try:
+            for name in self.NAMES:
+                try:
+                    if fd is None:
+                        self.files[name] = open(path / name, "rb")  # closed in close()
+                    else:
+                        self.files[name] = os.fdopen(os.open(name, os.O_RDONLY, dir_fd=fd), "rb")
+                except FileNotFoundError:
+                    pass
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def __enter__(self) -> _ModelDir:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        self.close()
 
-    def open(self, name: str):
-        if self.fd is None:
-            return open(self.path / name, "rb")
-        return os.fdopen(os.open(name, os.O_RDONLY, dir_fd=self.fd), "rb")
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+        self.files = {}
+
+    def _file(self, name: str):
+        f = self.files.get(name)
+        if f is None:
+            raise FileNotFoundError(2, "No such file", str(self.path / name))
+        f.seek(0)
+        return f
 
     def exists(self, name: str) -> bool:
-        try:
-            os.stat(name, dir_fd=self.fd) if self.fd is not None else (self.path / name).stat()
-        except FileNotFoundError:
-            return False
-        return True
+        return name in self.files
 
     def read(self, name: str) -> bytes:
-        with self.open(name) as f:
-            return f.read()
+        return self._file(name).read()
 
     def digest(self, name: str) -> tuple[str, int] | None:
         """(sha256, size) of a file, streamed; None if it is missing."""
-        h, size = hashlib.sha256(), 0
-        try:
-            with self.open(name) as f:
-                while block := f.read(1 << 20):
-                    h.update(block)
-                    size += len(block)
-        except FileNotFoundError:
+        if name not in self.files:
             return None
+        f, h, size = self._file(name), hashlib.sha256(), 0
+        while block := f.read(1 << 20):
+            h.update(block)
+            size += len(block)
         return h.hexdigest(), size
 
     def head(self, name: str) -> bytes | None:
         """The header of a safetensors file (at most 1 MiB), for its metadata."""
-        try:
-            with self.open(name) as f:
-                first = f.read(8)
-                n = int.from_bytes(first, "little") if len(first) == 8 else 0
-                return first + f.read(min(n, 1 << 20))
-        except FileNotFoundError:
+        if name not in self.files:
             return None
+        f = self._file(name)
+        first = f.read(8)
+        n = int.from_bytes(first, "little") if len(first) == 8 else 0
+        return first + f.read(min(n, 1 << 20))
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -490,9 +510,15 @@ class Registry:
     def ids(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(
+        names = {
             p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".") and _ID_RE.match(p.name)
-        )
+        }
+        for old in self.root.glob(".old-*"):  # an overwrite half-way (no atomic exchange here): still listed
+            try:
+                names.update(p.name for p in old.iterdir() if _ID_RE.match(p.name))
+            except OSError:
+                pass
+        return sorted(names)
 
     def list(self) -> list[ModelEntry]:
         """Every model directory with its manifest; unreadable ones carry a ``problem`` instead."""
@@ -513,6 +539,11 @@ class Registry:
         try:
             raw = d.read(MANIFEST) if d is not None else path.read_bytes()
         except FileNotFoundError:
+            if any(self.root.glob(f".old-{model_id}-*/{model_id}")):
+                raise RegistryError(
+                    f"model {model_id!r}: an overwrite was interrupted; Registry.clean() (run by `python -m recsys "
+                    "registry build-defaults`) puts the previous version back"
+                ) from None
             raise RegistryError(f"model {model_id!r}: {MANIFEST} is missing ({path})") from None
         try:
             manifest = json.loads(raw.decode("utf-8"))
