@@ -169,6 +169,13 @@ def train_next_item_from_config(
     """
     from .model_extras import compute_extras
 
+    if dataset.timestamps is None and dataset.name == "ml-1m":
+        # the partial MovieLens 1M copy loads without timestamps by default; its timestamped part
+        # (users 1-2999, every user with the official ratings.dat) is what this protocol needs
+        from .data import load_dataset
+
+        logger.info("ml-1m has no timestamps as loaded: using its timestamped users instead")
+        dataset = load_dataset("ml-1m", timestamped_only=True)
     if dataset.timestamps is None:
         raise ValueError(
             f"the next-item protocol needs timestamps and {dataset.name!r} has none "
