@@ -239,7 +239,13 @@ def test_compare_page_lists_a_funnel_model(tmp_path, monkeypatch) -> None:
     assert "funnel-contract" in at.dataframe[0].value.to_string()
     assert len(at.get("plotly_chart")) == 1 and not at.warning  # its steering curve over stored listeners
     # with picks from the Recommend page: latency and overlap for the current person
-    at.session_state[f"rec_picks_{loaded.manifest['dataset']['fingerprint'][:16]}"] = list(loaded.items["item_id"][:5])
+    fingerprint = loaded.manifest["dataset"]["fingerprint"][:16]
+    at.session_state["person"] = {
+        "dataset": loaded.manifest["dataset"]["name"],
+        "model": "funnel-contract",
+        "alpha": 1.0,
+        "by_data": {fingerprint: {"picks": list(loaded.items["item_id"][:5]), "tags": {}}},
+    }
     at.run()
     assert not at.exception and not at.warning
     assert at.dataframe[1].value["model"].tolist() == ["funnel-contract"]
