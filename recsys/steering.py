@@ -496,11 +496,21 @@ class Steerer:
         return isinstance(self.model, SequentialRecommender)
 
     def history(self, picks: Sequence[Any]) -> sp.csr_matrix:
-        """A one-row 0/1 CSR history from picked item ids."""
-        cols = self.item_indices(picks)
-        return sp.csr_matrix(
-            (np.ones(len(cols), np.float32), (np.zeros(len(cols), np.int64), cols)), shape=(1, self.model.n_items_)
-        )
+        """A one-row CSR history from picked item ids: 0/1, or for sequential models the pick positions.
+
+        Sequential models read stored values as the order (larger = later:
+        :meth:`recsys.data.sequences.OrderedHistories.from_csr`), so the picks' order reaches their
+        ``encode``/``score``; everything else here only looks at which items are picked.
+        """
+        if self.sequential:
+            ordered = self.item_indices(picks, ordered=True)
+            cols = np.sort(ordered)
+            position = {int(i): p for p, i in enumerate(ordered, start=1)}
+            values = np.array([position[int(i)] for i in cols], dtype=np.float32)
+        else:
+            cols = self.item_indices(picks)
+            values = np.ones(len(cols), np.float32)
+        return sp.csr_matrix((values, (np.zeros(len(cols), np.int64), cols)), shape=(1, self.model.n_items_))
 
     def check_tags(self, tags: Mapping[str, float] | None, *, need_centroids: bool) -> dict[str, float]:
         """Normalised tag -> beta; unknown tags, tags without centroid, bad weights raise SteeringError."""

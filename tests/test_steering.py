@@ -306,3 +306,22 @@ def test_an_unreachable_share_is_none(steerers, split) -> None:
     st = steerers["ease"]
     picks = _picks(st, split, 0)
     assert st.alpha_for_share(picks, {"rock": 1.0}, 1.0, mode="postfilter", max_alpha=0.01) is None
+
+
+# ---- sequential models: the picks are a session ---------------------------------------------------
+def test_a_sequential_model_reads_the_order_of_the_picks(split) -> None:
+    from recsys.models.seqvae import SequentialVAE
+
+    model = SequentialVAE(latent_dim=16, hidden_dim=64, epochs=8, batch_size=64, lr=3e-3, samples_per_user=2, seed=0)
+    model.fit(split.train)
+    st = Steerer.from_training(model, split.train.interactions, split.train.items)
+    assert st.sequential
+    picks = _picks(st, split, 0)[:8]
+    forward, backward = st.recommend(picks, {}, 0.0), st.recommend(picks[::-1], {}, 0.0)
+    assert not np.allclose(forward.z, backward.z)  # the latent point depends on the order
+    assert forward.top_item_ids("standard") != backward.top_item_ids("standard")
+    again = st.recommend(picks, {}, 0.0)
+    assert again.top_item_ids("standard") == forward.top_item_ids("standard")
+    tag = _least_shared_tag(st, split, 0)
+    tuned = st.recommend(picks, {tag: 1.0}, 2.0)
+    assert tuned.top_item_ids("tune") != tuned.top_item_ids("standard")  # its latent point can be steered too
