@@ -195,13 +195,17 @@ def comparison_table(statuses: list[ModelStatus]) -> pd.DataFrame:
                 "Recall@50": s.metric("recall@50"),
                 "NDCG@100": s.metric("ndcg@100"),
                 "coverage@20": s.metric("coverage@20"),
+                "next-item HR@10": s.metric("hr@10"),
+                "next-item NDCG@10": s.metric("ndcg@10"),
                 "fit s": s.manifest.get("fit_seconds"),
                 "score ms/user": metrics.get("score_ms_per_user"),
             }
         )
     cols = ["model", "family", "data set", "split seed", "Recall@20", "Recall@50", "NDCG@100"]
-    cols += ["coverage@20", "fit s", "score ms/user"]
+    cols += ["coverage@20", "next-item HR@10", "next-item NDCG@10", "fit s", "score ms/user"]
     df = pd.DataFrame(rows, columns=cols)
+    # next-item columns only when some model was scored on the temporal protocol (sequential models)
+    df = df.drop(columns=[c for c in ("next-item HR@10", "next-item NDCG@10") if df[c].isna().all()])
     return df.sort_values(["data set", "NDCG@100"], ascending=[True, False], na_position="last").reset_index(drop=True)
 
 

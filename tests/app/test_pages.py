@@ -322,3 +322,25 @@ def test_alpha_calibrated_from_a_target_share(run_page, built_registry: Path) ->
     assert not at.exception
     assert any(c.value.startswith("Calibrated: α =") for c in at.caption)
     assert int(_shares(at)["Tuned"].rstrip("%")) >= 60
+
+
+def test_a_sequential_model_shows_the_session_order_and_appears_in_compare(run_page, registry_copy: Path) -> None:
+    from recsys.data.synthetic import generate_synthetic
+    from recsys.training import train_from_config
+
+    small = generate_synthetic(n_users=300, n_items=600, n_artists=80, n_tags=8)
+    cfg = {"family": "seqvae", "dataset": "synthetic", "seed": 0, "protocol": "next_item", "model_id": "seqvae-small",
+           "params": {"latent_dim": 16, "hidden_dim": 32, "epochs": 3, "samples_per_user": 2}}  # fmt: skip
+    train_from_config(cfg, dataset=small, registry=Registry(registry_copy))
+    at = run_page(registry_copy, "pages/recommend.py")
+    at.selectbox(key="rec_model").set_value("seqvae-small").run()
+    at.button[0].click().run()
+    assert not at.exception
+    session = [c.value for c in at.caption if "reads your picks as a session" in c.value]
+    assert session and "1. " in session[0] and " → 2. " in session[0]
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("model")
+    assert table.loc["seqvae-small", "next-item HR@10"] >= 0 and np.isnan(
+        table.loc["ease-synthetic", "next-item HR@10"]
+    )
