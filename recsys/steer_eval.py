@@ -255,24 +255,65 @@ def tradeoff_figure(sweeps: Mapping[str, pd.DataFrame], *, k: int = 20, n: int =
     return fig
 
 
+#: Seconds a PNG export may take before it is abandoned (kaleido drives a headless Chromium, which
+#: has been seen to hang on a heavily loaded machine).
+PNG_TIMEOUT_S = 120
+
+_PNG_SCRIPT = """
+import sys
+import plotly.io as pio
+fig = pio.from_json(sys.stdin.read())
+sys.stdout.buffer.write(fig.to_image(format="png", scale=1))
+"""
+
+
+def figure_png(fig, timeout_s: float | None = None) -> bytes:
+    """PNG bytes of a plotly figure, rendered by kaleido in a child process that is killed on timeout.
+
+    Raises RuntimeError (with kaleido's message) when there is no engine, or TimeoutError.
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    timeout_s = PNG_TIMEOUT_S if timeout_s is None else timeout_s
+    env = dict(os.environ)
+    if os.path.exists("/usr/bin/chromium") and not env.get("BROWSER_PATH"):
+        env["BROWSER_PATH"] = "/usr/bin/chromium"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _PNG_SCRIPT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,  # kaleido's browser too: the whole group is killed on timeout
+    )
+    try:
+        out, err = proc.communicate(fig.to_json().encode(), timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise TimeoutError(f"PNG export took more than {timeout_s:g} s and was stopped") from None
+    if proc.returncode != 0 or not out.startswith(b"\x89PNG"):
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"kaleido could not render the figure: {last[0]}")
+    return out
+
+
 def write_figure(fig, stem: str) -> list[str]:
     """Write ``stem.html`` and, where a static-image engine works (kaleido + Chromium), ``stem.png``."""
     import logging
-    import os
 
-    from .io import atomic_write_text
+    from .io import atomic_write_bytes, atomic_write_text
 
     written = [f"{stem}.html"]
     atomic_write_text(written[0], fig.to_html(include_plotlyjs="cdn", full_html=True))
     try:
-        if os.path.exists("/usr/bin/chromium") and not os.environ.get("BROWSER_PATH"):
-            os.environ["BROWSER_PATH"] = "/usr/bin/chromium"
-        png = fig.to_image(format="png", scale=1)
-    except Exception as e:  # no kaleido or no browser: the HTML is the figure
-        logging.getLogger("recsys").warning("PNG not written (%s: %s); the HTML figure is", type(e).__name__, e)
+        png = figure_png(fig)
+    except (RuntimeError, TimeoutError, OSError) as e:  # no kaleido, no browser, or a hang: the HTML is the figure
+        logging.getLogger("recsys").warning("PNG not written (%s); the HTML figure is", e)
         return written
-    from .io import atomic_write_bytes
-
     atomic_write_bytes(f"{stem}.png", png)
     written.append(f"{stem}.png")
     return written

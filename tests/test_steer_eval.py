@@ -132,3 +132,16 @@ def test_steer_eval_refuses_changed_data(tmp_path: Path, small, monkeypatch, cap
     argv = ["steer-eval", "--model", "e", "--registry", str(reg.root), "--out", str(tmp_path / "o")]
     assert cli.main(argv) == 2
     assert "not the one model 'e' was trained on" in capsys.readouterr().err
+
+
+def test_a_hanging_png_export_is_stopped_and_the_html_kept(tmp_path: Path, monkeypatch) -> None:
+    import recsys.steer_eval as se
+
+    monkeypatch.setattr(se, "_PNG_SCRIPT", "import time; time.sleep(60)")
+    monkeypatch.setattr(se, "PNG_TIMEOUT_S", 1.0)
+    fig = tradeoff_figure({"m": pd.DataFrame({"mode": ["tune"], "alpha": [0.0], "share@20": [0.1], "ndcg@100": [0.3],
+                                              "delta_ndcg@100": [0.0]})})  # fmt: skip
+    t0 = __import__("time").perf_counter()
+    written = se.write_figure(fig, str(tmp_path / "fig"))
+    assert written == [str(tmp_path / "fig.html")] and (tmp_path / "fig.html").is_file()
+    assert __import__("time").perf_counter() - t0 < 30
