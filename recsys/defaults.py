@@ -32,6 +32,7 @@ from .model_extras import compute_extras
 from .models import get_model_class
 from .models.base import Recommender
 from .registry import Registry
+from .threads import training_torch_threads
 
 logger = logging.getLogger("recsys")
 
@@ -195,6 +196,21 @@ def _build(
         return [], []
     ds = dataset if dataset is not None else default_dataset()
     split = strong_generalization_split(ds, split_seed, n_heldout_users)
+    with training_torch_threads():
+        built, failed = _build_all(todo, split, registry, progress, reducer_factory)
+    if progress:
+        progress(len(todo), len(todo), f"saved {len(built)} of {len(todo)} models to {registry.root}")
+    return built, failed
+
+
+def _build_all(
+    todo: list[tuple[DefaultModel, type[Recommender]]],
+    split: StrongSplit,
+    registry: Registry,
+    progress: BuildProgress | None,
+    reducer_factory: Callable[..., Any] | None,
+) -> tuple[list[str], list[str]]:
+    """Fit, score and save each model in turn; a failing family is logged and skipped."""
     built, failed = [], []
     for i, (spec, cls) in enumerate(todo):
         if progress:
@@ -215,8 +231,6 @@ def _build(
         except Exception as e:  # one family failing must not cost the demo the others
             logger.error("could not build default model %s: %s: %s", spec.model_id, type(e).__name__, e)
             failed.append(spec.model_id)
-    if progress:
-        progress(len(todo), len(todo), f"saved {len(built)} of {len(todo)} models to {registry.root}")
     return built, failed
 
 

@@ -32,6 +32,7 @@ from .model_extras import compute_extras
 from .models import get_model_class
 from .models.base import ProgressCallback
 from .registry import Registry
+from .threads import training_torch_threads
 
 logger = logging.getLogger("recsys")
 
@@ -126,7 +127,23 @@ def train_from_config(
     """Fit the configured model on a strong-generalization split, evaluate, register.
 
     Returns the model id and its test metrics. ``dataset`` skips loading by name (tests, the demo).
+    Torch trains with :func:`recsys.threads.training_threads` threads.
     """
+    with training_torch_threads():
+        return _train_from_config(
+            cfg, dataset=dataset, registry=registry, progress=progress, load=load, overwrite=overwrite
+        )
+
+
+def _train_from_config(
+    cfg: dict[str, Any],
+    *,
+    dataset: Dataset | None,
+    registry: Registry | None,
+    progress: ProgressCallback | None,
+    load: Callable[[str], Dataset] | None,
+    overwrite: bool,
+) -> tuple[str, dict[str, float]]:
     family = cfg["family"]
     cls = get_model_class(family)
     params = dict(cfg.get("params") or {})
