@@ -27,9 +27,12 @@ What one run does, per data set:
    alternately, twice, on the seed-0 training users without validation; the ratio of the mean
    seconds per epoch is reported.
 
-Each worker writes its rows as JSON under ``--work-dir``; a rerun skips families whose JSON is
-already there (delete it to redo one). ``--seeds`` and ``--slow-seeds`` (families that get fewer
-seeds, e.g. to fit in a time budget) are written into the result file.
+Each worker writes its rows as JSON under ``--work-dir``; a rerun keeps what is still valid: a
+family's tuning if it was chosen from the current grid (``--set-grid`` changes it), its test rows if
+they were run with the parameters that tuning chose, adding only the seeds they lack; anything else is
+renamed ``*.superseded-<time>.json`` and redone (delete a JSON to redo it anyway). ``--seeds`` and
+``--slow-seeds`` (families that get fewer seeds, e.g. to fit in a time budget) decide what is run; the
+result file lists the seeds each family actually has.
 """
 
 from __future__ import annotations
@@ -307,7 +310,7 @@ def tune_family(dataset: str, family: str, tune_seed: int, work: Path) -> dict[s
         chosen = max(trials, key=lambda t: t["val_ndcg@100"])["point"]
     else:
         chosen = grid[0]
-    return {"family": family, "params": {**BASE[family], **chosen}, "chosen": chosen, "trials": trials}
+    return {"family": family, "params": {**BASE[family], **chosen}, "chosen": chosen, "trials": trials, "grid": grid}
 
 
 def test_family(dataset: str, family: str, seeds: list[int], tuned: dict[str, Any]) -> dict[str, Any]:
@@ -463,13 +466,14 @@ def peer_versions() -> str:
 def write_markdown(path: Path, dataset: str, results: list[dict], ratio: dict | None, args, argv) -> None:
     from recsys.benchmarking import write_result
 
+    fewer = [
+        f"{NAMES[r['family']]} on seeds {[x['seed'] for x in r['rows']]} only"
+        for r in results
+        if "error" not in r and [x["seed"] for x in r["rows"]] != list(args.seeds)
+    ]
     notes = [
         f"Seeds: {args.seeds}"
-        + (
-            f"; {', '.join(NAMES[f] for f in args.slow_families)} on seeds {args.slow_seeds} only"
-            if args.slow_families
-            else ""
-        )
+        + (f"; {', '.join(fewer)}" if fewer else "")
         + ". BENCHMARK.md protocol (strong generalization, 80/20 fold-in of test users).",
         "",
         "- **fit s**: wall seconds of `fit` on the training users, including per-epoch validation scoring "
@@ -512,6 +516,47 @@ def write_markdown(path: Path, dataset: str, results: list[dict], ratio: dict | 
     )
 
 
+def _grid_of(tuned: dict[str, Any]) -> list[dict[str, Any]]:
+    """The grid a tune JSON was chosen from (older files did not record it: the trials, or the one point)."""
+    if "grid" in tuned:
+        return tuned["grid"]
+    return [t["point"] for t in tuned["trials"]] or [tuned["chosen"]]
+
+
+def stale_reason(work: Path, family: str, phase: str, seeds: list[int]) -> str | None:
+    """Why an existing JSON of ``family``/``phase`` cannot be kept under the current grids and seeds (None: keep).
+
+    A tune JSON is kept when it was chosen from the current grid (for a REUSE family: when it holds its
+    source's current choice); a test JSON when it was run with the current tune's parameters and holds
+    every requested seed. "missing seeds ..." means: keep its rows and run only the missing seeds.
+    """
+    out = work / (f"{family}.tune.json" if phase == "tune" else f"{family}.json")
+    done = json.loads(out.read_text())
+    if "error" in done:
+        return "it records an error"
+    if phase == "tune":
+        if family in REUSE:
+            source = json.loads((work / f"{REUSE[family]}.tune.json").read_text())
+            return None if done["chosen"] == source["chosen"] else "its source family chose another point"
+        current = json.loads(json.dumps(GRIDS[family]))  # as it reads back from JSON
+        return None if _grid_of(done) == current else f"chosen from grid {_grid_of(done)}, grid now {current}"
+    tuned = json.loads((work / f"{family}.tune.json").read_text())
+    if done.get("params") != tuned.get("params"):
+        return f"run with {done.get('params')}, validation now chooses {tuned.get('params')}"
+    missing = [s for s in seeds if s not in {r["seed"] for r in done["rows"]}]
+    return f"missing seeds {missing}" if missing else None
+
+
+def _with_tuning(work: Path, family: str) -> dict[str, Any]:
+    """A family's test JSON with the tuning record of its current tune JSON (a kept test file may predate it)."""
+    result = json.loads((work / f"{family}.json").read_text())
+    tune_file = work / f"{family}.tune.json"
+    if "error" not in result and tune_file.exists():
+        tuned = json.loads(tune_file.read_text())
+        result.update({k: v for k, v in tuned.items() if k in ("params", "chosen", "trials", "grid", "reused_from")})
+    return result
+
+
 def drive(args: argparse.Namespace) -> None:
     work = Path(args.work_dir) / args.dataset
     work.mkdir(parents=True, exist_ok=True)
@@ -530,9 +575,24 @@ def drive(args: argparse.Namespace) -> None:
             ]
         )
         for phase, out in phases:
-            if out.exists():
+            run_seeds = seeds
+            if out.exists() and family != "epoch_ratio":
+                why = stale_reason(work, family, phase, seeds)
+                if why is None:
+                    print(f"{family}: kept {out}", file=sys.stderr)
+                    continue
+                if why.startswith("missing seeds"):
+                    have = {r["seed"] for r in json.loads(out.read_text())["rows"]}
+                    run_seeds = [s for s in seeds if s not in have]
+                    print(f"{family}: {out} has seeds {sorted(have)}; adding {run_seeds}", file=sys.stderr)
+                else:
+                    aside = out.with_name(f"{out.stem}.superseded-{time.strftime('%Y%m%dT%H%M%S')}.json")
+                    out.rename(aside)
+                    print(f"{family}: {out} not valid now ({why}); moved to {aside}", file=sys.stderr)
+            elif out.exists():
                 print(f"{family}: kept {out}", file=sys.stderr)
                 continue
+            target = out if run_seeds == seeds else out.with_name(f"{out.stem}.part.json")
             cmd = [
                 sys.executable,
                 str(Path(__file__).resolve()),
@@ -543,11 +603,11 @@ def drive(args: argparse.Namespace) -> None:
                 "--families",
                 family,
                 "--seeds",
-                ",".join(map(str, seeds)),
+                ",".join(map(str, run_seeds)),
                 "--tune-seed",
                 str(args.tune_seed),
                 "--json",
-                str(out),
+                str(target),
                 *[a for g in args.set_grid for a in ("--set-grid", g)],
             ]
             if time.perf_counter() - start > args.budget_s:
@@ -556,10 +616,15 @@ def drive(args: argparse.Namespace) -> None:
             print(f"== {args.dataset}: {family} {phase}", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
             subprocess.run(cmd, env=env, check=True)
+            if target != out:  # seeds added to a valid earlier result: merge the rows
+                done, new = json.loads(out.read_text()), json.loads(target.read_text())
+                new["rows"] = sorted(done["rows"] + new["rows"], key=lambda r: r["seed"])
+                out.write_text(json.dumps(new, indent=1))  # the current tuning record, all rows
+                target.unlink()
             print(f"== {family} {phase} done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     if args.out:
         results = [
-            json.loads((work / f"{f}.json").read_text())
+            _with_tuning(work, f)
             if (work / f"{f}.json").exists()
             else {"family": f, "error": "not run yet (run cut short; rerun the same command to add it)"}
             for f in sorted(args.families, key=list(NAMES).index)
