@@ -2,8 +2,10 @@
 
 On a 2-core machine where anything else runs, two intra-op threads make every small op wait for
 the other core: measured on the shared development box with one core busy, the default MLP fit
-on the synthetic data took 144 s with 2 threads and 13 s with 1 (Multi-VAE 210 s with 2). So
-training uses 1 thread on machines with at most 2 cores and half the cores elsewhere;
+on the synthetic data took 144 s with 2 threads and 13 s with 1 (Multi-VAE 210 s with 2), and the
+whole demo build (7 models + latent maps) 16 min at load 5, 3 min 13 s with one core busy and
+torch alone limited, 99 s with torch, numba and BLAS limited (97 s idle). So training uses 1
+thread on machines with at most 2 cores and half the cores elsewhere;
 ``$RECSYS_TORCH_THREADS`` overrides it. Torch is imported only if it is installed.
 """
 
@@ -33,16 +35,33 @@ def training_threads() -> int:
 
 @contextlib.contextmanager
 def training_torch_threads(n: int | None = None) -> Iterator[int]:
-    """Run the block with ``n`` (default :func:`training_threads`) torch threads; restores the old count."""
+    """Run the block with ``n`` (default :func:`training_threads`) torch and numba threads; restores both.
+
+    numba's pool (UMAP's latent maps) and the BLAS/OpenMP pools of numpy and scipy (threadpoolctl)
+    are limited too: their workers otherwise compete with the torch thread on a busy 2-core machine.
+    """
     n = training_threads() if n is None else n
-    try:
-        import torch
-    except ImportError:
+    with contextlib.ExitStack() as stack:
+        try:
+            import torch
+        except ImportError:
+            torch = None
+        if torch is not None:
+            old = torch.get_num_threads()
+            torch.set_num_threads(n)
+            stack.callback(torch.set_num_threads, old)
+        try:
+            import numba
+        except ImportError:
+            numba = None
+        if numba is not None:
+            old_numba = numba.get_num_threads()
+            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+            stack.callback(numba.set_num_threads, old_numba)
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            threadpool_limits = None
+        if threadpool_limits is not None:  # numpy/scipy BLAS (validation scoring, EASE, SVD fold-in)
+            stack.enter_context(threadpool_limits(limits=n))
         yield n
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield n
-    finally:
-        torch.set_num_threads(old)
