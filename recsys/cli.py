@@ -126,6 +126,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     cfg = apply_overrides(cfg, overrides)
     ds = _load_dataset(cfg["dataset"], args.data_dir)
     epochs = cfg["params"].get("epochs") or _default_param(cfg["family"], "epochs")
+    flow_epochs = cfg["params"].get("flow_epochs", _default_param(cfg["family"], "flow_epochs"))
+    if epochs and flow_epochs:  # the flow families train their flow for up to flow_epochs more
+        epochs = int(epochs) + int(flow_epochs)
     print(f"training {cfg['family']} on {ds.name} ({ds.n_users} users, {ds.n_items} {ds.item_noun}s)", file=sys.stderr)
     bar, progress = _epoch_bar(epochs, cfg["family"]) if epochs else (None, None)
     try:
