@@ -117,6 +117,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     else:
         cfg = {"family": args.family, "dataset": "synthetic", "seed": 0, "params": {}}
     if args.dataset:
+        if args.dataset != cfg.get("dataset") and not args.model_id:
+            cfg["model_id"] = f"{cfg['family']}-{args.dataset}"  # not the template's id for its own data set
         cfg["dataset"] = args.dataset
     if args.model_id:
         cfg["model_id"] = args.model_id
@@ -124,7 +126,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.device:
         overrides.append(f"device={args.device}")
     cfg = apply_overrides(cfg, overrides)
-    ds = _load_dataset(cfg["dataset"], args.data_dir)
+    if cfg.get("protocol") == "next_item" and cfg["dataset"] == "ml-1m":
+        # the next-item protocol needs timestamps: MovieLens 1M's timestamped users, from --data-dir too
+        from .data import load_dataset
+
+        ds = load_dataset("ml-1m", data_dir=args.data_dir, timestamped_only=True)
+    else:
+        ds = _load_dataset(cfg["dataset"], args.data_dir)
     epochs = cfg["params"].get("epochs") or _default_param(cfg["family"], "epochs")
     flow_epochs = cfg["params"].get("flow_epochs", _default_param(cfg["family"], "flow_epochs"))
     if epochs and flow_epochs:  # the flow families train their flow for up to flow_epochs more

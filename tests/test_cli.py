@@ -135,3 +135,11 @@ def test_evaluate_prints_mean_std_table(env, tmp_path, capsys):
 def test_train_from_template(env, capsys):
     assert run("train", "--template", "popularity", "--model-id", "pop-t") == 0
     assert Registry().read_manifest("pop-t")["info"]["config"]["family"] == "popularity"
+
+
+def test_train_on_another_data_set_names_the_model_after_it(env, small, capsys, monkeypatch):
+    import recsys.cli as cli_module
+
+    monkeypatch.setattr(cli_module, "_load_dataset", lambda name, data_dir: small)
+    assert run("train", "--template", "ease", "--dataset", "lastfm-2k") == 0
+    assert "registered ease-lastfm-2k" in capsys.readouterr().out
