@@ -415,10 +415,10 @@ def _sweep_cached(root: str, model_id: str, signature: tuple) -> pd.DataFrame | 
     from .steer_eval import SweepConfig, steering_sweep
 
     loaded = _load_cached(root, model_id, signature)
-    split = stored_listener_split(loaded.extras, loaded.model.n_items_)
+    steerer = _steerer_cached(root, model_id, signature)
+    split = stored_listener_split(loaded.extras, loaded.model.n_items_, ordered=steerer.sequential)
     if split is None:
         return None
-    steerer = _steerer_cached(root, model_id, signature)
     return steering_sweep(steerer, *split, alphas=COMPARE_ALPHAS, config=SweepConfig(n_users=100))
 
 

@@ -105,7 +105,10 @@ def listener_arrays(listeners: sp.csr_matrix, holdout: sp.csr_matrix | None = No
         ok &= np.diff(sp.csr_matrix(holdout).indptr) > 0
     rows = np.flatnonzero(ok)[:MAX_LISTENERS]
     x = x[rows]
+    x.sort_indices()
     out = {"listeners.indptr": x.indptr.astype(np.int64), "listeners.indices": x.indices.astype(np.int64)}
+    if x.nnz and not np.all(x.data == x.data[0]):  # an order (positions / times, larger = later): keep it
+        out["listeners.order"] = x.data.astype(np.float64)
     if holdout is not None:
         h = sp.csr_matrix(holdout)[rows]
         out |= {
@@ -116,22 +119,42 @@ def listener_arrays(listeners: sp.csr_matrix, holdout: sp.csr_matrix | None = No
 
 
 def stored_listeners(extras: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """The stored listeners' item columns, one array per listener (empty list if none were stored)."""
+    """The stored listeners' item columns, one array per listener (empty list if none were stored).
+
+    In listening order (oldest first) when an order was stored (sequential models' test users),
+    else ascending column order.
+    """
     if "listeners.indptr" not in extras:
         return []
     ptr, idx = extras["listeners.indptr"], extras["listeners.indices"]
-    return [idx[ptr[i] : ptr[i + 1]] for i in range(len(ptr) - 1)]
+    order = extras.get("listeners.order")
+    out = []
+    for i in range(len(ptr) - 1):
+        cols = idx[ptr[i] : ptr[i + 1]]
+        if order is not None:
+            cols = cols[np.argsort(order[ptr[i] : ptr[i + 1]], kind="stable")]
+        out.append(cols)
+    return out
 
 
-def stored_listener_split(extras: dict[str, np.ndarray], n_items: int) -> tuple[sp.csr_matrix, sp.csr_matrix] | None:
-    """(fold-in, held-out) CSR of the stored test listeners, or None when the model has none stored."""
+def stored_listener_split(
+    extras: dict[str, np.ndarray], n_items: int, *, ordered: bool = False
+) -> tuple[sp.csr_matrix, sp.csr_matrix] | None:
+    """(fold-in, held-out) CSR of the stored test listeners, or None when the model has none stored.
+
+    0/1 values, or with ``ordered`` (for sequential models) the stored listening order as values
+    (larger = later), where one was stored.
+    """
     if "listeners.holdout_indptr" not in extras:
         return None
 
-    def csr(ptr: np.ndarray, idx: np.ndarray) -> sp.csr_matrix:
-        return sp.csr_matrix((np.ones(len(idx), np.float32), idx, ptr), shape=(len(ptr) - 1, n_items))
+    def csr(ptr: np.ndarray, idx: np.ndarray, values: np.ndarray | None = None) -> sp.csr_matrix:
+        data = np.ones(len(idx), np.float32) if values is None else values.astype(np.float32)
+        return sp.csr_matrix((data, idx, ptr), shape=(len(ptr) - 1, n_items))
 
     return (
-        csr(extras["listeners.indptr"], extras["listeners.indices"]),
+        csr(
+            extras["listeners.indptr"], extras["listeners.indices"], extras.get("listeners.order") if ordered else None
+        ),
         csr(extras["listeners.holdout_indptr"], extras["listeners.holdout_indices"]),
     )
