@@ -1,10 +1,13 @@
 """Summarise the committed steering sweeps (benchmarks/results/steering/*/steering_*.csv) in one table.
 
+With ``--figures`` it also redraws the committed trade-off figures from the CSVs (the groupings in
+:data:`FIGURES`), so a change to the figure's layout does not need the sweeps run again.
+
 For every model and mode: held-out NDCG@100 with no steering, the smallest swept alpha whose mean
 target-tag share@20 reaches 0.5, and the NDCG@100 left at a share of 0.5 (linear interpolation
 between the two swept alphas around it). Writes benchmarks/results/steering/README.md.
 
-    python benchmarks/steering_summary.py
+    python benchmarks/steering_summary.py [--figures]
 """
 
 from __future__ import annotations
@@ -17,6 +20,26 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent / "results" / "steering"
 TARGET = 0.5
+
+#: (data set folder, figure stem, models) of the committed trade-off figures.
+FIGURES = [
+    ("synthetic", "tradeoff_synthetic_latent_families",
+     ["svd-synthetic", "mlp-synthetic", "multvae-synthetic", "flow-synthetic", "mlp_flow-synthetic",
+      "autoencoder-synthetic"]),
+    ("synthetic", "tradeoff_synthetic_yardsticks", ["popularity-synthetic", "ease-synthetic"]),
+    ("synthetic", "tradeoff_synthetic_autoencoder", ["autoencoder-synthetic"]),
+    ("lastfm-2k", "tradeoff_lastfm-2k", ["multvae-lastfm-2k", "mlp_flow-lastfm-2k", "svd-lastfm-2k"]),
+    ("ml-1m", "tradeoff_ml-1m", ["multvae-ml-1m", "mlp_flow-ml-1m", "svd-ml-1m"]),
+]  # fmt: skip
+
+
+def redraw_figures() -> None:
+    from recsys.steer_eval import tradeoff_figure, write_figure
+
+    for folder, stem, models in FIGURES:
+        sweeps = {m: pd.read_csv(ROOT / folder / f"steering_{m}.csv") for m in models}
+        fig = tradeoff_figure(sweeps, title=f"Steering trade-off on {folder}: {', '.join(models)}")
+        print("written:", ", ".join(write_figure(fig, str(ROOT / folder / stem))))
 
 
 def ndcg_at_share(g: pd.DataFrame, share: float) -> float:
@@ -57,6 +80,8 @@ def summary() -> pd.DataFrame:
 
 
 def main() -> int:
+    if "--figures" in sys.argv[1:]:
+        redraw_figures()
     df = summary()
     df["kept NDCG at share 0.5"] = df["NDCG@100 at share 0.5"] / df["NDCG@100 at α=0"]
     shown = df.copy()

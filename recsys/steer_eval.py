@@ -212,45 +212,76 @@ def alpha_to_reach(sweep: pd.DataFrame, share: float, k: int = 20) -> dict[str, 
 def tradeoff_figure(sweeps: Mapping[str, pd.DataFrame], *, k: int = 20, n: int = 100, title: str = ""):
     """Plotly figure: target-tag share@k (x) vs held-out NDCG@n (y), one curve per (model, mode).
 
-    ``sweeps`` maps a model label to its :func:`steering_sweep` table; markers show alpha on hover.
+    ``sweeps`` maps a model label to its :func:`steering_sweep` table. One model: one panel. Several:
+    one panel per model (shared axes, at most three across), each mode in the same colour and dash
+    everywhere, so a mode's cost can be compared across models at a glance; traces are named
+    ``"<model>: <mode>"``. Markers show alpha and the change in NDCG on hover.
     """
+    import plotly.express as px
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
     dash = {"standard": "dot", "postfilter": "dash", "tune": "solid", "tune+post": "dashdot"}
-    import plotly.express as px
-
-    palette = px.colors.qualitative.D3
-    fig = go.Figure()
-    for i, (label, df) in enumerate(sweeps.items()):
+    colour = dict(zip(MODES, px.colors.qualitative.D3, strict=False))
+    labels = list(sweeps)
+    cols = min(len(labels), 3) or 1
+    rows = max(1, -(-len(labels) // cols))
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        shared_xaxes=True,
+        shared_yaxes=True,
+        subplot_titles=labels if len(labels) > 1 else None,
+        horizontal_spacing=0.04,
+        vertical_spacing=0.12 if rows > 1 else 0.0,
+    )
+    shown: set[str] = set()
+    for i, label in enumerate(labels):
+        df = sweeps[label]
         for mode, g in df.groupby("mode", sort=False):
             if mode == "standard":
                 continue
-            name = f"{label}: {mode}" if len(sweeps) > 1 else mode
+            name = f"{label}: {mode}" if len(labels) > 1 else mode
             fig.add_trace(
                 go.Scatter(
                     x=g[f"share@{k}"],
                     y=g[f"ndcg@{n}"],
                     mode="lines+markers",
                     name=name,
-                    line={
-                        "dash": dash.get(mode, "solid"),
-                        **({"color": palette[i % len(palette)]} if len(sweeps) > 1 else {}),
-                    },
+                    legendgroup=mode,
+                    showlegend=len(labels) == 1,
+                    line={"dash": dash.get(mode, "solid"), "color": colour.get(mode)},
                     customdata=np.stack([g["alpha"], g[f"delta_ndcg@{n}"]], axis=1),
                     hovertemplate=(
                         f"{name}<br>alpha %{{customdata[0]:.2f}}<br>target share@{k} %{{x:.2f}}"
                         f"<br>NDCG@{n} %{{y:.3f}} (Δ %{{customdata[1]:+.3f}})<extra></extra>"
                     ),
+                ),
+                row=i // cols + 1,
+                col=i % cols + 1,
+            )
+            shown.add(mode)
+    if len(labels) > 1:  # one legend entry per mode (colour and dash are per mode); hover names the model
+        for mode in (m for m in MODES if m in shown):
+            fig.add_trace(
+                go.Scatter(
+                    x=[None],
+                    y=[None],
+                    mode="lines+markers",
+                    name=mode,
+                    legendgroup=mode,
+                    line={"dash": dash.get(mode, "solid"), "color": colour.get(mode)},
+                    hoverinfo="skip",
                 )
             )
+    fig.update_xaxes(title_text=f"target-tag share of the top {k}", row=rows)
+    fig.update_yaxes(title_text=f"held-out NDCG@{n}", col=1)
     fig.update_layout(
         title=title or "Steering trade-off",
-        xaxis_title=f"target-tag share of the top {k}",
-        yaxis_title=f"held-out NDCG@{n}",
         template="plotly_white",
         legend_title="mode",
-        width=900,
-        height=560,
+        width=max(900, 380 * cols),
+        height=420 * rows + 80,
     )
     return fig
 

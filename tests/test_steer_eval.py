@@ -100,7 +100,12 @@ def test_tradeoff_figure_has_a_curve_per_mode(steerer, split) -> None:
         config=SweepConfig(n_users=20),
     )  # fmt: skip
     fig = tradeoff_figure({"a": df, "b": df})
-    assert sorted(t.name for t in fig.data) == ["a: postfilter", "a: tune", "b: postfilter", "b: tune"]
+    curves = [t for t in fig.data if t.x[0] is not None]
+    assert sorted(t.name for t in curves) == ["a: postfilter", "a: tune", "b: postfilter", "b: tune"]
+    assert sorted(t.name for t in fig.data if t.showlegend is not False and t.x[0] is None) == ["postfilter", "tune"]
+    assert {t.line.color for t in curves if t.name.endswith("tune")} == {
+        t.line.color for t in fig.data if t.name == "tune"
+    }
     assert fig.layout.xaxis.title.text.startswith("target-tag share")
 
 
