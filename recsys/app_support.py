@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import streamlit as st
 
 from .registry import MANIFEST, LoadedModel, Registry, RegistryError
@@ -219,34 +218,6 @@ def item_labels(items: pd.DataFrame) -> dict[str, str]:
     labels = [f"{t} — {a}" for t, a in zip(items["title"], items["artist"], strict=True)]
     counts = Counter(labels)
     return {i: f"{lab} ({i})" if counts[lab] > 1 else lab for i, lab in zip(ids, labels, strict=True)}
-
-
-def picks_to_history(items: pd.DataFrame, picked_ids: list[str]) -> sp.csr_matrix:
-    """A one-row CSR history (1, n_items) in the model's column order from picked item ids."""
-    index = {str(v): i for i, v in enumerate(items["item_id"])}
-    unknown = [p for p in picked_ids if str(p) not in index]
-    if unknown:
-        raise KeyError(f"unknown item ids for this model: {unknown[:10]}")
-    cols = sorted({index[str(p)] for p in picked_ids})
-    data = np.ones(len(cols), dtype=np.float32)
-    return sp.csr_matrix((data, (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, len(items)))
-
-
-def recommendations(loaded: LoadedModel, picked_ids: list[str], k: int = 20) -> pd.DataFrame:
-    """Top-k for a person given by picked item ids (picks never recommended): title, artist, tags, score."""
-    history = picks_to_history(loaded.items, picked_ids)
-    idx, scores = loaded.model.recommend(history, k=k)
-    rows = loaded.items.iloc[idx[0]]
-    out = pd.DataFrame(
-        {
-            "title": rows["title"].to_numpy(),
-            "artist": rows["artist"].to_numpy(),
-            "tags": [", ".join(t) for t in rows["tags"]],
-            "score": [f"{s:.4g}" for s in scores[0]],
-        },
-        index=pd.RangeIndex(1, len(rows) + 1),
-    )
-    return out
 
 
 # ---- Streamlit routing and caches ------------------------------------------------------------

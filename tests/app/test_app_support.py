@@ -11,10 +11,10 @@ from recsys.app_support import (
     build_command,
     files_signature,
     model_statuses,
-    picks_to_history,
     registry_table,
 )
 from recsys.registry import Registry
+from recsys.steering import Steerer, SteeringError
 
 from .conftest import flip_byte
 
@@ -26,14 +26,15 @@ def test_build_command_names_the_registry_in_use(monkeypatch, tmp_path: Path) ->
     assert build_command() == f"RECSYS_MODELS_DIR={tmp_path} {BUILD_COMMAND}"
 
 
-def test_picks_to_history_uses_the_models_column_order(built_registry: Path) -> None:
-    items = Registry(built_registry).load("ease-synthetic").items
+def test_picks_become_a_history_in_the_models_column_order(built_registry: Path) -> None:
+    steerer = Steerer.from_loaded(Registry(built_registry).load("ease-synthetic"))
+    items = steerer.items
     picks = [items["item_id"].iloc[7], items["item_id"].iloc[2], items["item_id"].iloc[7]]
-    x = picks_to_history(items, picks)
+    x = steerer.history(picks)
     assert x.shape == (1, len(items))
     assert x.indices.tolist() == [2, 7] and x.data.tolist() == [1.0, 1.0]
-    with pytest.raises(KeyError, match="no-such-song"):
-        picks_to_history(items, ["no-such-song"])
+    with pytest.raises(SteeringError, match="no-such-song"):
+        steerer.history(["no-such-song"])
 
 
 def test_signature_changes_when_a_file_changes(registry_copy: Path) -> None:
