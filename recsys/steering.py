@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .data.dataset import tag_matrix as item_tag_matrix
 from .models.base import LatentRecommender, Recommender, top_k
 
 MODES: tuple[str, ...] = ("standard", "postfilter", "tune", "tune+post")
@@ -98,24 +99,6 @@ def normalised_item_tags(items: pd.DataFrame) -> list[tuple[str, ...]]:
                 seen.setdefault(n, None)
         out.append(tuple(seen))
     return out
-
-
-def item_tag_matrix(item_tags: Sequence[Sequence[str]], vocabulary: Sequence[str]) -> sp.csr_matrix:
-    """Binary (n_items, n_tags) CSR: entry (i, t) = 1 if item i carries ``vocabulary[t]``."""
-    col = {t: j for j, t in enumerate(vocabulary)}
-    rows, cols = [], []
-    for i, tags in enumerate(item_tags):
-        for t in tags:
-            j = col.get(t)
-            if j is not None:
-                rows.append(i)
-                cols.append(j)
-    m = sp.csr_matrix(
-        (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(item_tags), len(vocabulary)), dtype=np.float32
-    )
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return m
 
 
 def _binary(x: sp.csr_matrix) -> sp.csr_matrix:

@@ -8,6 +8,7 @@ id <-> index maps. Everything else in the package takes and returns these.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -16,6 +17,27 @@ import pandas as pd
 import scipy.sparse as sp
 
 ITEM_COLUMNS = ("item_id", "title", "artist", "tags")
+
+
+def tag_matrix(item_tags: Sequence[Sequence[str]], vocabulary: Sequence[str]) -> sp.csr_matrix:
+    """Binary (n_items, n_tags) CSR: entry (i, t) = 1 if item i carries ``vocabulary[t]``.
+
+    Tags outside ``vocabulary`` are ignored; an item listing a tag twice still carries it once.
+    """
+    col = {t: j for j, t in enumerate(vocabulary)}
+    rows, cols = [], []
+    for i, tags in enumerate(item_tags):
+        for t in tags:
+            j = col.get(t)
+            if j is not None:
+                rows.append(i)
+                cols.append(j)
+    m = sp.csr_matrix(
+        (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(item_tags), len(vocabulary)), dtype=np.float32
+    )
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,19 +131,7 @@ class Dataset:
 
     def item_tag_matrix(self, vocabulary: list[str] | None = None) -> sp.csr_matrix:
         """Binary (n_items, n_tags) matrix: entry (i, t) = 1 if item i carries tag t."""
-        vocab = self.tag_vocabulary if vocabulary is None else vocabulary
-        col = {t: j for j, t in enumerate(vocab)}
-        rows, cols = [], []
-        for i, tags in enumerate(self.items["tags"]):
-            for t in tags:
-                j = col.get(t)
-                if j is not None:
-                    rows.append(i)
-                    cols.append(j)
-        data = np.ones(len(rows), dtype=np.float32)
-        m = sp.csr_matrix((data, (rows, cols)), shape=(self.n_items, len(vocab)), dtype=np.float32)
-        m.data[:] = 1.0  # an item listing a tag twice still carries it once
-        return m
+        return tag_matrix(self.items["tags"], self.tag_vocabulary if vocabulary is None else vocabulary)
 
     # ---- identity -----------------------------------------------------------------------
     @cached_property
