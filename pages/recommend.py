@@ -228,6 +228,16 @@ with page_guard("recommend"):
         )
     elif result.cold_start == "tags":
         st.info(f"No {noun}s picked: the tuned columns start from the average listener and move toward your tags.")
+    elif (
+        weights
+        and alpha > 0
+        and "tune" in result.lists
+        and result.top_item_ids("tune") == result.top_item_ids("standard")
+    ):
+        st.info(
+            f"Tuning moves you from the tag mix of your picks toward the chosen tags; your {noun}s already carry "
+            "that mix, so the tuned list equals the standard one. Choose a tag your picks lack to see it move."
+        )
 
     chosen_set = set(weights)
 
