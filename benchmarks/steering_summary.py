@@ -34,7 +34,7 @@ FIGURES = [
 
 
 def redraw_figures() -> None:
-    from recsys.steer_eval import tradeoff_figure, write_figure
+    from recsys.steering.evaluation import tradeoff_figure, write_figure
 
     for folder, stem, models in FIGURES:
         sweeps = {m: pd.read_csv(ROOT / folder / f"steering_{m}.csv") for m in models}

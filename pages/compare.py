@@ -18,8 +18,8 @@ from recsys.app_support import (
     steering_latency_ms,
 )
 from recsys.registry import RegistryError
-from recsys.steer_eval import tradeoff_figure
 from recsys.steering import SteeringError
+from recsys.steering.evaluation import tradeoff_figure
 
 require_router(__file__)
 

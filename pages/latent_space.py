@@ -117,7 +117,8 @@ with page_guard("latent_space"):
         start = "the average listener" if not picks else "your point"
         st.caption(
             f"The line is the tuned trajectory from {start} (white star, α = 0) toward "
-            f"{', '.join(tags)} for α from 0 to 4; the red star is the α set on the Recommend page ({alpha:g})."
+            f"{', '.join(tags)} for α from 0 to 4; the red star is where the Tuned column on the Recommend page "
+            f"stands (α = {alpha:.2f}, solved from the share dial unless α is set by hand)."
         )
     info = loaded.manifest["info"]["map"]
     st.caption(

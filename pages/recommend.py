@@ -1,8 +1,10 @@
-"""Recommend: pick songs and tags, move α, see standard / postfiltered / tuned / tune+post next to SVD.
+"""Recommend: pick songs and tags, set the share dial, see standard / postfiltered / tuned / tune+post next to SVD.
 
-The page only reads widgets, calls :class:`recsys.steering.Steerer` (one vectorised call per model)
-and renders; the state (data set, model, picks, tags, weights, α) mirrors the URL's query
-parameters, so a copied link reopens the same view.
+The dial is the share of each list that should carry the chosen tags; every mode solves its own
+strength α for it (:mod:`recsys.steering.calibration`) and shows it, or says when it cannot get
+there. α can still be set by hand under Advanced. The page only reads widgets, calls
+:class:`recsys.steering.Steerer` and renders; the state (data set, model, picks, tags, weights,
+share or α) mirrors the URL's query parameters, so a copied link reopens the same view.
 """
 
 import html
@@ -11,6 +13,8 @@ import streamlit as st
 
 from recsys.app_support import (
     COLUMNS,
+    DEFAULT_SHARE_PCT,
+    MAX_ALPHA,
     PERSON_KEY,
     build_command,
     cached_item_labels,
@@ -19,14 +23,18 @@ from recsys.app_support import (
     cached_steerer,
     current_person,
     current_registry,
+    demo_person,
+    finite_or,
     format_tags_param,
     page_guard,
     parse_tags_param,
     remember_person,
+    remember_tuned_alpha,
     require_router,
     results_csv,
     sample_listener,
     steerable_statuses,
+    strength_text,
     svd_partner,
 )
 from recsys.registry import RegistryError
@@ -56,10 +64,11 @@ with page_guard("recommend"):
         st.session_state.rec_model = qp.get("model")
         st.session_state.rec_url_picks = [p for p in (qp.get("picks") or "").split(",") if p]
         st.session_state.rec_url_tags = parse_tags_param(qp.get("tags"))
-        try:
-            st.session_state.rec_alpha = min(max(float(qp.get("alpha", 1.0)), 0.0), 4.0)
-        except ValueError:
-            st.session_state.rec_alpha = 1.0
+        st.session_state.rec_share = int(round(finite_or(qp.get("share"), DEFAULT_SHARE_PCT, 0, 100)))
+        st.session_state.rec_alpha = finite_or(qp.get("alpha"), 1.0, 0.0, MAX_ALPHA)
+        st.session_state.rec_manual = "alpha" in qp and "share" not in qp
+        # a first visit with nothing in the link: show steering working on a real listener
+        st.session_state.rec_fresh = not any(k in qp for k in ("picks", "tags", "share", "alpha"))
 
     # widget state is dropped while another page runs: put it back from the session's person
     person = st.session_state.get(PERSON_KEY)
@@ -67,7 +76,9 @@ with page_guard("recommend"):
         for key, value in (
             ("rec_dataset", person["dataset"]),
             ("rec_model", person["model"]),
-            ("rec_alpha", person["alpha"]),
+            ("rec_alpha", person["alpha_manual"]),
+            ("rec_share", person["share_pct"]),
+            ("rec_manual", person["manual"]),
         ):
             st.session_state.setdefault(key, value)
 
@@ -100,18 +111,20 @@ with page_guard("recommend"):
     picks_key = f"rec_picks_{fp[:16]}"
     tags_key = f"rec_tags_{fp[:16]}"
     saved = current_person(fp) if person else None
+    valid_tags = steerer.steerable_tags
+    if st.session_state.pop("rec_fresh", False) and picks_key not in st.session_state and not saved:
+        st.session_state.rec_url_picks, st.session_state.rec_url_tags = demo_person(loaded, steerer)
     if picks_key not in st.session_state:
         first = saved["picks"] if saved and saved["picks"] else st.session_state.pop("rec_url_picks", [])
         st.session_state[picks_key] = [p for p in first if p in labels]
-    valid_tags = steerer.steerable_tags
     if tags_key not in st.session_state:
         wanted_tags = saved["tags"] if saved and saved["tags"] else st.session_state.get("rec_url_tags", {})
         st.session_state[tags_key] = [t for t in wanted_tags if t in valid_tags]
         for t in st.session_state[tags_key]:
-            st.session_state[f"rec_w_{t}"] = min(max(float(wanted_tags[t]), 0.1), 5.0)
+            st.session_state[f"rec_w_{t}"] = finite_or(wanted_tags[t], 1.0, 0.1, 5.0)
 
     def _sample() -> None:
-        st.session_state.rec_draws = st.session_state.get("rec_draws", -1) + 1
+        st.session_state.rec_draws = st.session_state.get("rec_draws", 0) + 1  # draw 0 is the first visit's person
         st.session_state[picks_key] = sample_listener(loaded, st.session_state.rec_draws)
 
     with top[2]:
@@ -148,16 +161,7 @@ with page_guard("recommend"):
     chosen = tag_cols[0].multiselect(
         "Tags you want more of", valid_tags, key=tags_key, placeholder="Choose tags…", select_all=False
     )
-    alpha = tag_cols[1].slider(
-        "Steering strength α",
-        min_value=0.0,
-        max_value=4.0,
-        step=0.05,
-        key="rec_alpha",
-        help="0 = no steering (every column equals the standard list). Tuning moves your latent point by α "
-        "toward the tags; postfiltering boosts tagged songs by (1 + β)^α.",
-    )
-    with st.expander("Advanced: tag weights β and tune+post factor"):
+    with st.expander("Advanced: tag weights β, strength α by hand, list length"):
         weights = {}
         if chosen:
             wcols = st.columns(min(len(chosen), 4))
@@ -165,62 +169,76 @@ with page_guard("recommend"):
                 weights[t] = wcols[i % len(wcols)].slider(f"β {t}", 0.1, 5.0, 1.0, 0.1, key=f"rec_w_{t}")
         else:
             st.caption("Choose tags to weigh them.")
-        post_factor = st.slider("tune+post postfilters with α × factor", 0.0, 4.0, 1.0, 0.1, key="rec_factor")
-        calibrate = st.toggle(
-            "Set α from a target tag share instead",
-            key="rec_calibrate",
-            help="α means different things per mode and model; a share does not. The smallest α whose "
-            "tuned list (postfiltered list for non-latent models) reaches this share is used for every column.",
+        manual = st.toggle(
+            "Set the strength α by hand instead of the share",
+            key="rec_manual",
+            help="α means different things per mode and model (a postfilter needs far more than tuning for the "
+            "same share); the share dial solves each mode's α for you.",
         )
-        target_share = st.slider("Target tag share", 0.05, 1.0, 0.5, 0.05, key="rec_target", disabled=not calibrate)
+        alpha = st.slider(
+            "Strength α (every mode)",
+            0.0,
+            MAX_ALPHA,
+            step=0.05,
+            key="rec_alpha",
+            disabled=not manual,
+            help="Tuning moves your latent point by α toward the tags; postfiltering boosts tagged "
+            f"{noun}s by (1 + β)^α; tune+post takes the model's small latent step, then postfilters with α.",
+        )
         k = st.slider("List length", 5, 50, 20, 5, key="rec_k")
-
-    remember_person(dataset=dataset, model_id=model_id, fingerprint=fp, picks=picks, tags=weights, alpha=alpha)
-    st.query_params.from_dict(
-        {
-            "dataset": dataset,
-            "model": model_id,
-            "picks": ",".join(picks),
-            "tags": format_tags_param(weights),
-            "alpha": f"{alpha:g}",
-        }
+    share_pct = tag_cols[1].slider(
+        "Share of the list with your tags",
+        min_value=0,
+        max_value=100,
+        step=5,
+        format="%d%%",
+        key="rec_share",
+        disabled=manual,
+        help="Every column is steered until this share of its list carries a chosen tag; each mode finds its "
+        "own strength α (shown above its list). A column says so when it cannot get there.",
     )
 
-    if calibrate and weights:
-        cal_mode = "tune" if steerer.latent else "postfilter"
-        try:
-            found = steerer.alpha_for_share(picks, weights, float(target_share), mode=cal_mode, k=int(k))
-        except SteeringError as e:
-            st.error(f"{e}")
-            st.stop()
-        if found is None:
-            st.warning(
-                f"Even α = 8 does not reach a tag share of {target_share:.0%} in the {cal_mode} list; using α = 8."
-            )
-            found = 8.0
-        alpha = found
-        st.caption(f"Calibrated: α = {alpha:g} reaches a tag share of {target_share:.0%} in the {cal_mode} list.")
+    remember_person(
+        dataset=dataset,
+        model_id=model_id,
+        fingerprint=fp,
+        picks=picks,
+        tags=weights,
+        alpha=float(alpha),
+        share_pct=int(share_pct),
+        manual=bool(manual),
+    )
+    params = {"dataset": dataset, "model": model_id, "picks": ",".join(picks), "tags": format_tags_param(weights)}
+    params |= {"alpha": f"{alpha:g}"} if manual else {"share": str(int(share_pct))}
+    st.query_params.from_dict(params)
+
+    share = None if manual else share_pct / 100.0
     try:
-        result = steerer.recommend(picks, weights, float(alpha), k=int(k), post_factor=float(post_factor))
+        result = steerer.recommend(picks, weights, float(alpha), share=share, k=int(k))
     except SteeringError as e:
         st.error(f"{e}")
         st.stop()
+    if "tune" in result.lists:  # the Latent space page marks the tuned point the dial chose
+        remember_tuned_alpha(result.lists["tune"].alpha)
 
-    lists = {m: (lst.items, lst.label, lst.tag_share, lst.note) for m, lst in result.lists.items()}
+    lists = {
+        m: (lst.items, lst.label, lst.tag_share, lst.note, strength_text(lst), lst.status)
+        for m, lst in result.lists.items()
+    }
     svd_id = svd_partner(statuses, fp)
     if svd_id and svd_id != model_id:
         try:
             svd_steerer = cached_steerer(registry, svd_id)
-            mode = "tune" if (weights and svd_steerer.latent) else "standard"
-            s = svd_steerer.recommend(picks, weights, float(alpha), k=int(k), modes=(mode,)).lists[mode]
-            label = {"standard": "standard", "tune": "tuned by the same α"}.get(mode, mode)
-            lists["svd"] = (s.items, f"{svd_id}, {label}", s.tag_share, s.note)
+            mode = "postfilter" if weights else "standard"
+            s = svd_steerer.recommend(picks, weights, float(alpha), share=share, k=int(k), modes=(mode,)).lists[mode]
+            label = {"standard": "standard", "postfilter": "postfiltered"}[mode]
+            lists["svd"] = (s.items, f"{svd_id}, {label}", s.tag_share, s.note, strength_text(s), s.status)
         except (RegistryError, SteeringError) as e:
-            lists["svd"] = (None, "SVD baseline", float("nan"), f"unavailable: {e}")
+            lists["svd"] = (None, "SVD baseline", float("nan"), f"unavailable: {e}", "", "")
     elif model_id == svd_id:
         pass
     else:
-        lists["svd"] = (None, "SVD baseline", float("nan"), "no SVD model trained on this data set")
+        lists["svd"] = (None, "SVD baseline", float("nan"), "no SVD model trained on this data set", "", "")
 
     if result.cold_start == "popularity":
         st.info(
@@ -228,12 +246,7 @@ with page_guard("recommend"):
         )
     elif result.cold_start == "tags":
         st.info(f"No {noun}s picked: the tuned columns start from the average listener and move toward your tags.")
-    elif (
-        weights
-        and alpha > 0
-        and "tune" in result.lists
-        and result.top_item_ids("tune") == result.top_item_ids("standard")
-    ):
+    elif weights and "tune" in result.lists and result.top_item_ids("tune") == result.top_item_ids("standard"):
         st.info(
             f"Tuning moves you from the tag mix of your picks toward the chosen tags; your {noun}s already carry "
             "that mix, so the tuned list equals the standard one. Choose a tag your picks lack to see it move."
@@ -264,13 +277,19 @@ with page_guard("recommend"):
             if mode not in lists:
                 st.caption("This model is the SVD baseline: see the Standard column.")
                 continue
-            df, label, share, note = lists[mode]
+            df, label, got, note, strength, status = lists[mode]
             if df is None:
                 st.caption(note)
                 continue
             st.metric(
-                "tag share", "–" if share != share else f"{share:.0%}", help="share of the list carrying a chosen tag"
+                "tag share",
+                "–" if got != got else f"{got:.0%}",
+                delta=None if share is None or mode == "standard" or got != got else f"{got - share:+.0%} vs dial",
+                delta_color="off",
+                help="share of the list carrying a chosen tag",
             )
+            if weights and mode != "standard":
+                st.caption(("⚠ " if status == "ceiling" else "") + strength)
             if label.lower() not in ("standard", "postfiltered", "tuned", "tune+post"):
                 st.caption(label)
             if note:

@@ -295,6 +295,50 @@ COLUMNS: dict[str, str] = {
 }
 
 
+#: The Recommend page's share dial starts here (percent of the list carrying a chosen tag).
+DEFAULT_SHARE_PCT = 40
+#: Largest strength the Recommend page's hand-set alpha slider offers.
+MAX_ALPHA = 8.0
+
+
+def finite_or(value, default: float, lo: float, hi: float) -> float:
+    """``value`` as a float clipped to [lo, hi]; ``default`` when it is missing, not a number, NaN or infinite.
+
+    URL parameters are typed by people: ``alpha=nan`` must not reach the steering code (where
+    ``min(max(nan, 0), 4)`` stays nan).
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return default
+    return min(max(v, lo), hi) if np.isfinite(v) else default
+
+
+def demo_person(loaded: LoadedModel, steerer) -> tuple[list[str], dict[str, float]]:
+    """A first visit's person: the first stored held-out listener and a tag their picks lack.
+
+    The tag is the most widely carried steerable tag that none of the picks carries (else the one
+    they carry least), so the default page shows every column moving toward something new.
+    """
+    picks = sample_listener(loaded, 0)
+    tags = steerer.steerable_tags
+    if not picks or not tags:
+        return picks, {}
+    from .steering import tag_counts
+
+    counts = tag_counts(steerer.history(picks), steerer.tag_matrix)[0]
+    size = np.asarray(steerer.tag_matrix.sum(axis=0)).ravel()
+    col = {t: steerer.vocabulary.index(t) for t in tags}
+    best = min(tags, key=lambda t: (counts[col[t]], -size[col[t]], t))
+    return picks, {best: 1.0}
+
+
+def strength_text(mode_list) -> str:
+    """The strength a column used, for its caption: ``α = 2.31``, or for tune+post ``step 0.30 · α = 0.84``."""
+    text = f"α = {mode_list.alpha:.2f}"
+    return text if mode_list.step is None else f"step {mode_list.step:.2f} · {text}"
+
+
 def parse_tags_param(text: str | None) -> dict[str, float]:
     """``"rock:1,hip hop:2.5"`` (the URL form) -> {"rock": 1.0, "hip hop": 2.5}; a bare tag weighs 1."""
     out: dict[str, float] = {}
@@ -383,7 +427,7 @@ COMPARE_ALPHAS: dict[str, tuple[float, ...]] = {
 @st.cache_data(show_spinner=False, max_entries=32)
 def _sweep_cached(root: str, model_id: str, signature: tuple) -> pd.DataFrame | None:
     from .model_extras import stored_listener_split
-    from .steer_eval import SweepConfig, steering_sweep
+    from .steering.evaluation import SweepConfig, steering_sweep
 
     loaded = _load_cached(root, model_id, signature)
     steerer = _steerer_cached(root, model_id, signature)
@@ -554,15 +598,39 @@ def cached_map(registry: Registry, model_id: str, params: tuple | None = None):
 PERSON_KEY = "person"
 
 
-def remember_person(*, dataset: str, model_id: str, fingerprint: str, picks: list[str], tags: dict, alpha: float):
-    """Mirror the Recommend page's widgets into the session (read by the other pages)."""
+def remember_person(
+    *,
+    dataset: str,
+    model_id: str,
+    fingerprint: str,
+    picks: list[str],
+    tags: dict,
+    alpha: float,
+    share_pct: int = DEFAULT_SHARE_PCT,
+    manual: bool = False,
+):
+    """Mirror the Recommend page's widgets into the session (read by the other pages).
+
+    ``alpha`` is the hand-set slider's value; the Tuned column's solved strength is kept by
+    :func:`remember_tuned_alpha` (the Latent space page marks that point).
+    """
     person = st.session_state.setdefault(PERSON_KEY, {"by_data": {}})
-    person.update(dataset=dataset, model=model_id, alpha=float(alpha))
+    person.update(
+        dataset=dataset, model=model_id, alpha_manual=float(alpha), share_pct=int(share_pct), manual=bool(manual)
+    )
+    person.setdefault("alpha", float(alpha))
     person["by_data"][fingerprint[:16]] = {"picks": list(picks), "tags": dict(tags)}
 
 
+def remember_tuned_alpha(alpha: float) -> None:
+    """The strength the Tuned column used (solved from the share dial, or the hand-set alpha)."""
+    st.session_state.setdefault(PERSON_KEY, {"by_data": {}})["alpha"] = float(alpha)
+
+
 def current_person(fingerprint: str | None = None) -> dict:
-    """{"dataset", "model", "alpha", "picks", "tags"} of the session's person (empty picks/tags if none yet).
+    """{"dataset", "model", "alpha", "alpha_manual", "share_pct", "manual", "picks", "tags"} of the session's person.
+
+    ``alpha``: the Tuned column's strength; picks/tags are empty if none yet.
 
     ``fingerprint``: the data set's (item columns); picks and tags are kept per data set.
     """
@@ -572,6 +640,9 @@ def current_person(fingerprint: str | None = None) -> dict:
         "dataset": person.get("dataset"),
         "model": person.get("model"),
         "alpha": person.get("alpha", 1.0),
+        "alpha_manual": person.get("alpha_manual", 1.0),
+        "share_pct": person.get("share_pct", DEFAULT_SHARE_PCT),
+        "manual": person.get("manual", False),
         "picks": mine["picks"],
         "tags": mine["tags"],
     }

@@ -207,7 +207,8 @@ def cmd_steer_eval(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
     from .benchmarking import write_result
-    from .steer_eval import (
+    from .steering import Steerer, SteeringError
+    from .steering.evaluation import (
         DEFAULT_ALPHAS,
         SweepConfig,
         alpha_to_reach,
@@ -217,10 +218,12 @@ def cmd_steer_eval(args: argparse.Namespace) -> None:
         tradeoff_figure,
         write_figure,
     )
-    from .steering import Steerer, SteeringError
 
     registry = _registry(args)
     model_ids = [m.strip() for m in args.model.split(",") if m.strip()]
+    if args.protocols:
+        _steer_protocols(args, registry, model_ids)
+        return
     alphas = dict(DEFAULT_ALPHAS)
     for mode, text in (
         ("postfilter", args.alphas_post),
@@ -234,9 +237,7 @@ def cmd_steer_eval(args: argparse.Namespace) -> None:
     if bad:
         raise CliError(f"unknown modes {bad}; choose from {sorted(alphas)}")
     alphas = {m: alphas[m] for m in modes}
-    cfg = SweepConfig(
-        n_users=args.users, seed=args.seed, beta=args.beta, reli=args.reli, k=args.k, post_factor=args.post_factor
-    )
+    cfg = SweepConfig(n_users=args.users, seed=args.seed, beta=args.beta, reli=args.reli, k=args.k)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sweeps = {}
@@ -273,6 +274,68 @@ def cmd_steer_eval(args: argparse.Namespace) -> None:
     fig = tradeoff_figure(sweeps, k=cfg.k, title=f"Steering trade-off: {', '.join(model_ids)}")
     written = write_figure(fig, str(out / f"tradeoff_{label}"))
     print("\nwritten: " + ", ".join(str(p) for p in written))
+
+
+def _steer_protocols(args: argparse.Namespace, registry, model_ids: list[str]) -> None:
+    """``steer-eval --protocols``: matched-share evaluations (E1, E2, E3, E5) per model."""
+    from pathlib import Path
+
+    from .benchmarking import write_result
+    from .steering import Steerer, SteeringError
+    from .steering.evaluation import split_of, sweep_table
+    from .steering.protocols import ProtocolConfig, run_protocols, summarise
+
+    wanted = [p.strip().lower() for p in args.protocols.split(",") if p.strip()]
+    bad = sorted(set(wanted) - {"e1", "e2", "e3", "e5"})
+    if bad:
+        raise CliError(f"unknown protocols {bad}; choose from e1, e2, e3, e5")
+    shares = tuple(_float_list(args.shares, "--shares"))
+    if not shares or any(not 0 < s <= 1 for s in shares):
+        raise CliError(f"--shares must be numbers in (0, 1], got {args.shares!r}")
+    cfg = ProtocolConfig(n_users=args.users, seed=args.seed, beta=args.beta, k=args.k, shares=shares)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    argv = ["python", "-m", "recsys", *sys.argv[1:]]
+    for model_id in model_ids:
+        loaded = registry.load(model_id)
+        try:
+            steerer = Steerer.from_loaded(loaded)
+            split = split_of(loaded, lambda name: _load_dataset(args.dataset or name, args.data_dir))
+            res = run_protocols(
+                steerer,
+                split,
+                cfg,
+                protocols=wanted,
+                choose_step=not args.keep_step,
+                progress=lambda msg, _id=model_id: print(f"{_id}: {msg}", file=sys.stderr, flush=True),
+            )
+        except SteeringError as e:
+            raise CliError(str(e)) from None
+        parts = [f"tune+post latent step: {res.latent_step:g}"]
+        if not res.step_table.empty:
+            parts.append("Chosen on validation users:\n\n" + sweep_table(res.step_table))
+        if not res.e1.empty:
+            parts.append(
+                "## E1: random non-dominant tag (Δ NDCG vs postfilter)\n\n"
+                + sweep_table(summarise(res.e1, cfg, metric=f"NDCG@{cfg.n}"))
+            )
+        for (hidden, bias), frame in res.e3.items():
+            title = (
+                "E2: the tag the held-out items carry more"
+                if hidden == 0
+                else f"E3: {hidden:.0%} of tags hidden ({bias})"
+            )
+            if not frame.empty:
+                parts.append(f"## {title} (Δ tag recall vs postfilter)\n\n" + sweep_table(summarise(frame, cfg)))
+        if not res.e5.empty:
+            e5 = res.e5.drop(columns="user").groupby("method", sort=False).mean().reset_index()
+            parts.append("## E5: tags-only cold start\n\n" + sweep_table(e5))
+        text = "\n\n".join(parts)
+        print(f"\n{model_id}\n{text}")
+        write_result(
+            out / f"protocols_{model_id}.md", title=f"Matched-share steering: {model_id}", table=text, argv=argv
+        )
+    print(f"\nwritten to {out}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -505,8 +568,16 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--beta", type=float, default=1.0, help="weight of the target tag (default 1)")
     v.add_argument("--reli", type=float, default=0.5, help="relevance of target-tag items in graded NDCG")
     v.add_argument("--k", type=int, default=20, help="cut-off of share, COUNTS and Jaccard (default 20)")
-    v.add_argument("--post-factor", type=float, default=1.0, help="tune+post postfilters with alpha x this")
     v.add_argument("--dataset", help="data set to rebuild the test users from (default: the model's)")
+    v.add_argument(
+        "--protocols",
+        help="instead of alpha sweeps, matched-share evaluations: any of e1,e2,e3,e5 (E1 random tag, E2 held-out "
+        "tag, E3 hidden tags, E5 tags-only cold start)",
+    )
+    v.add_argument("--shares", default="0.3,0.5,0.7", help="target shares of --protocols (default 0.3,0.5,0.7)")
+    v.add_argument(
+        "--keep-step", action="store_true", help="use the model's stored tune+post step (default: choose it again)"
+    )
     v.add_argument("--label", help="name of the figure files (default: the model ids)")
     v.add_argument("--out", default="steer-eval", help="directory for tables and figures (default steer-eval/)")
     add_common(v, registry=True)

@@ -118,7 +118,13 @@ def _fit_and_save(
     fit_seconds = time.perf_counter() - t0
     metrics = evaluate_on_users(model, split.test_foldin, split.test_holdout)
     extras, extra_info = compute_extras(
-        model, split.train, split.test_foldin, split.test_holdout, reducer_factory=reducer_factory, map_progress=on_map
+        model,
+        split.train,
+        split.test_foldin,
+        split.test_holdout,
+        reducer_factory=reducer_factory,
+        map_progress=on_map,
+        validation=(split.val_foldin, split.val_holdout),
     )
     info = {
         **extra_info,

@@ -36,6 +36,9 @@ MAP_ENV = "RECSYS_MAP_REDUCER"
 #: Held-out listeners stored per model for the app's "sample a listener".
 MAX_LISTENERS = 100
 
+#: Validation users tune+post's latent step is chosen on at training time.
+STEP_USERS = 200
+
 
 def compute_extras(
     model: Recommender,
@@ -46,17 +49,32 @@ def compute_extras(
     with_map: bool = True,
     reducer_factory: Callable[..., Any] | None = None,
     map_progress: Callable[[int, float, dict], None] | None = None,
+    validation: tuple[sp.csr_matrix, sp.csr_matrix] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """(extras arrays, info entries) for ``Registry.save(extras=..., info={**info, ...})``.
 
     ``listeners`` / ``listeners_holdout``: fold-in histories and held-out items of test users (never
     training users), in the model's columns. ``with_map``: build the latent map (latent models);
     ``reducer_factory`` replaces UMAP (tests pass :func:`recsys.projection.pca_reducer`).
+    ``validation``: (fold-in, held-out) of validation users; latent models then get tune+post's
+    latent step chosen on them (:func:`recsys.steering.protocols.choose_latent_step`), else the default.
     """
     from .models.base import LatentRecommender
     from .steering import Steerer
 
     steerer = Steerer.from_training(model, train.interactions, train.items)
+    if validation is not None and steerer.latent and len(steerer.steerable_tags) >= 2:
+        from .steering.protocols import ProtocolConfig, choose_latent_step
+
+        step, table = choose_latent_step(
+            steerer,
+            train.interactions,
+            train.items,
+            *validation,
+            cfg=ProtocolConfig(n_users=STEP_USERS, shares=(0.5,), modes=("tune+post",)),
+        )
+        steerer.latent_step = step
+        logger.info("latent step %.2f chosen on validation users:\n%s", step, table.round(4).to_string(index=False))
     arrays, steering_info = steerer.to_registry()
     info: dict[str, Any] = {"steering": steering_info}
     if with_map and map_kind() != "none" and isinstance(model, LatentRecommender):

@@ -174,7 +174,9 @@ def _train_from_config(
     fit_s = time.perf_counter() - t0
     metrics = evaluate_on_users(model, split.test_foldin, split.test_holdout)
     metrics["fit_s"] = fit_s
-    extras, extra_info = compute_extras(model, split.train, split.test_foldin, split.test_holdout)
+    extras, extra_info = compute_extras(
+        model, split.train, split.test_foldin, split.test_holdout, validation=(split.val_foldin, split.val_holdout)
+    )
     registry = registry or Registry()
     model_id = registry.save(
         model,

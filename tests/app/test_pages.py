@@ -140,7 +140,11 @@ def _listed_songs(at) -> list[tuple[str, str]]:
     return [(html.unescape(t), html.unescape(a)) for t, a in pairs]
 
 
-def test_tuned_tag_share_rises_with_alpha(run_page, built_registry: Path) -> None:
+def _steered_shares(at) -> dict[str, int]:
+    return {k: int(v.rstrip("%")) for k, v in _shares(at).items() if v != "–"}
+
+
+def test_the_share_dial_sets_every_column_and_alpha_stays_by_hand(run_page, built_registry: Path) -> None:
     at = run_page(built_registry, "pages/recommend.py")
     at.button[0].click().run()  # sample a held-out listener
     assert len(at.multiselect[0].value) > 0
@@ -149,18 +153,45 @@ def test_tuned_tag_share_rises_with_alpha(run_page, built_registry: Path) -> Non
     shares = tag_shares(steerer.history(picks), steerer.tag_matrix)[0]
     target = min(steerer.steerable_tags, key=lambda t: shares[steerer.vocabulary.index(t)])
     at.multiselect[1].set_value([target]).run()
-    tuned = []
-    for alpha in (0.0, 1.0, 2.0, 3.0, 4.0):
-        at.slider(key="rec_alpha").set_value(alpha).run()
+    seen: dict[str, list[int]] = {}
+    for dial in (0, 20, 40, 60, 80, 100):
+        at.slider(key="rec_share").set_value(dial).run()
         assert not at.exception
-        s = _shares(at)
-        tuned.append(int(s["Tuned"].rstrip("%")))
-        if alpha == 0.0:
-            assert len(set(list(s.values())[:4])) == 1  # alpha 0: every steered column is the standard list
-    assert tuned == sorted(tuned) and tuned[-1] >= tuned[0] + 30, tuned
+        text = _text(at)
+        for column, got in _steered_shares(at).items():
+            if column in ("Standard", "SVD baseline"):
+                continue
+            seen.setdefault(column, []).append(got)
+            # on the dial (to one song of 20), or the column says why not
+            assert abs(got - dial) <= 5 or "cannot reach" in text or "without steering" in text, (column, dial, got)
+        assert any("α = " in c.value for c in at.caption)  # each steered column shows its strength
+    assert set(seen) >= {"Postfiltered", "Tuned", "Tune + post"}
+    for column, got in seen.items():
+        assert got == sorted(got), (column, got)  # never falls as the dial rises
+    assert seen["Postfiltered"][-1] == 100 and seen["Tune + post"][-1] == 100
+    assert at.query_params["tags"] == f"{target}:1" and at.query_params["share"] == "100"
     picked = steerer.items.set_index("item_id").loc[picks]
     assert set(_listed_songs(at)).isdisjoint(zip(picked["title"], picked["artist"], strict=True))
-    assert at.query_params["tags"] == f"{target}:1" and at.query_params["alpha"] == "4"
+    # by hand: one alpha for every mode; alpha 0 is the standard list everywhere
+    at.toggle(key="rec_manual").set_value(True).run()
+    at.slider(key="rec_alpha").set_value(0.0).run()
+    assert not at.exception
+    s = _shares(at)
+    assert len({s[c] for c in ("Standard", "Postfiltered", "Tuned", "Tune + post")}) == 1
+    assert at.query_params["alpha"] == "0" and "share" not in at.query_params
+
+
+def test_a_first_visit_shows_steering_working(run_page, built_registry: Path) -> None:
+    at = run_page(built_registry, "pages/recommend.py")
+    picks, tags = at.multiselect[0].value, at.multiselect[1].value
+    assert picks and len(tags) == 1  # a stored listener and one tag
+    steerer = Steerer.from_loaded(Registry(built_registry).load("mlp-synthetic"))
+    shares = tag_shares(steerer.history(picks), steerer.tag_matrix)[0]
+    least = min(shares[steerer.vocabulary.index(t)] for t in steerer.steerable_tags)
+    assert shares[steerer.vocabulary.index(tags[0])] == least  # the tag the picks carry least
+    assert at.slider(key="rec_share").value == 40
+    s = _steered_shares(at)
+    assert s["Standard"] < 40 and all(abs(s[c] - 40) <= 5 for c in ("Postfiltered", "Tune + post")), s
 
 
 def test_switching_to_a_non_latent_model_keeps_picks_and_explains(run_page, built_registry: Path) -> None:
@@ -187,8 +218,21 @@ def test_the_url_reproduces_the_view(run_page, built_registry: Path, monkeypatch
     assert at.selectbox(key="rec_model").value == "svd-synthetic"
     assert at.multiselect[0].value == picks
     assert at.multiselect[1].value == ["rock"]
-    assert at.slider(key="rec_alpha").value == 1.5
+    assert at.slider(key="rec_alpha").value == 1.5 and at.toggle(key="rec_manual").value
     assert at.slider(key="rec_w_rock").value == 2.0
+
+
+def test_a_shared_link_with_a_share_reopens_the_dial(run_page, built_registry: Path, monkeypatch) -> None:
+    items = Registry(built_registry).load("mlp-synthetic").items
+    picks = list(items["item_id"].astype(str)[:3])
+    monkeypatch.setenv("RECSYS_MODELS_DIR", str(built_registry))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params.update({"model": "mlp-synthetic", "picks": ",".join(picks), "tags": "rock:1", "share": "70"})
+    at.run()
+    at.switch_page("pages/recommend.py").run()
+    assert not at.exception
+    assert at.slider(key="rec_share").value == 70 and not at.toggle(key="rec_manual").value
+    assert abs(_steered_shares(at)["Postfiltered"] - 70) <= 5
 
 
 def test_bad_url_values_are_ignored_not_raised(run_page, built_registry: Path, monkeypatch) -> None:
@@ -200,6 +244,20 @@ def test_bad_url_values_are_ignored_not_raised(run_page, built_registry: Path, m
     assert not at.exception
     assert at.multiselect[0].value == [] and at.multiselect[1].value == []
     assert any("most popular" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("params", [{"alpha": "nan"}, {"share": "nan", "tags": "rock:nan"}, {"share": "inf"}])
+def test_nan_and_infinite_link_values_fall_back_to_defaults(
+    run_page, built_registry: Path, monkeypatch, params
+) -> None:
+    items = Registry(built_registry).load("mlp-synthetic").items
+    monkeypatch.setenv("RECSYS_MODELS_DIR", str(built_registry))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params.update({"model": "mlp-synthetic", "picks": str(items["item_id"].iloc[0]), **params})
+    at.run()
+    at.switch_page("pages/recommend.py").run()
+    assert not at.exception and not at.error
+    assert at.slider(key="rec_share").value == 40 and at.slider(key="rec_alpha").value == 1.0
 
 
 def test_models_without_steering_data_ask_for_a_rebuild(run_page, tmp_path: Path) -> None:
@@ -269,9 +327,12 @@ def test_two_sessions_keep_their_own_picks(run_page, built_registry: Path) -> No
     first = run_page(built_registry, "pages/recommend.py")
     second = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     second.switch_page("pages/recommend.py").run()
+    assert first.multiselect[0].value == second.multiselect[0].value  # both open on the demo's listener
     first.button[0].click().run()
-    second.run()
+    second.multiselect[0].set_value([]).run()
+    first.run()
     assert first.multiselect[0].value and not second.multiselect[0].value
+    assert first.multiselect[0].value != second.multiselect[0].value
 
 
 # ---- Latent space ------------------------------------------------------------------------------------
@@ -287,6 +348,7 @@ def test_latent_space_shows_map_centroids_and_the_trajectory(run_page, built_reg
     at.switch_page("pages/recommend.py").run()
     at.button[0].click().run()
     at.multiselect[1].set_value(["rock"]).run()
+    at.toggle(key="rec_manual").set_value(True).run()
     at.slider(key="rec_alpha").set_value(2.0).run()
     at.switch_page("pages/latent_space.py").run()
     assert not at.exception
@@ -308,20 +370,6 @@ def test_latent_space_recomputes_with_other_parameters(run_page, built_registry:
     assert any("n_neighbors 5, min_dist 0.5" in c.value for c in at.caption)
     at.button(key="map_stored").click().run()
     assert any("n_neighbors 15, min_dist 0.1" in c.value for c in at.caption)
-
-
-def test_alpha_calibrated_from_a_target_share(run_page, built_registry: Path) -> None:
-    at = run_page(built_registry, "pages/recommend.py")
-    at.button[0].click().run()
-    steerer = Steerer.from_loaded(Registry(built_registry).load("mlp-synthetic"))
-    shares = tag_shares(steerer.history(at.multiselect[0].value), steerer.tag_matrix)[0]
-    target = min(steerer.steerable_tags, key=lambda t: shares[steerer.vocabulary.index(t)])
-    at.multiselect[1].set_value([target]).run()
-    at.toggle(key="rec_calibrate").set_value(True).run()
-    at.slider(key="rec_target").set_value(0.6).run()
-    assert not at.exception
-    assert any(c.value.startswith("Calibrated: α =") for c in at.caption)
-    assert int(_shares(at)["Tuned"].rstrip("%")) >= 60
 
 
 def test_a_sequential_model_shows_the_session_order_and_appears_in_compare(run_page, registry_copy: Path) -> None:
@@ -353,6 +401,5 @@ def test_tuning_toward_the_picks_own_tag_explains_why_nothing_moves(run_page, bu
     at = run_page(built_registry, "pages/recommend.py")
     at.multiselect[0].set_value([str(steerer.items["item_id"].iloc[song])]).run()
     at.multiselect[1].set_value([steerer.item_tags[song][0]]).run()
-    at.slider(key="rec_alpha").set_value(3.0).run()
     assert not at.exception
     assert any("tuned list equals the standard one" in i.value for i in at.info)

@@ -7,7 +7,7 @@ extremes too), switch pages and models, sample listeners, damage a model's files
 rerun the app must not have raised and no page may show the "Something went wrong" message of
 ``page_guard`` (an unexpected exception). Sequences are seeded: a failure names its seed and step.
 
-Memory: ``RECSYS_SLIDER_MOVES`` moves of the alpha slider on the Recommend page (500 for the figures,
+Memory: ``RECSYS_SLIDER_MOVES`` moves of the share dial on the Recommend page (500 for the figures,
 40 in CI) with picks and a tag chosen; the RSS of this test process (AppTest runs the script in it)
 must grow by less than 50 MB after a warm-up.
 """
@@ -186,15 +186,15 @@ def test_memory_stays_flat_over_many_slider_moves(built_registry: Path, monkeypa
     at.button[0].click().run()  # sample a held-out listener
     at.multiselect[1].set_value([at.multiselect[1].options[0]]).run()
     rng = random.Random(0)
-    slider = lambda: at.slider(key="rec_alpha")
+    slider = lambda: at.slider(key="rec_share")
     for _ in range(20):  # warm-up: caches, first allocations
-        slider().set_value(round(rng.uniform(0, 4) / 0.05) * 0.05).run()
+        slider().set_value(rng.randint(0, 20) * 5).run()
     gc.collect()
     start = _rss_mb()
     curve = [(0, round(start, 1))]
     t0 = time.perf_counter()
     for i in range(1, moves + 1):
-        slider().set_value(round(rng.randint(0, 80) * 0.05, 2)).run()
+        slider().set_value(rng.randint(0, 20) * 5).run()
         if i % 10 == 0:
             _check(at, f"move {i}")
         if i % max(moves // 10, 1) == 0:
@@ -222,12 +222,12 @@ def test_two_sessions_stay_isolated_while_one_is_abused(built_registry: Path, mo
     calm.switch_page("pages/recommend.py").run()
     calm.button[0].click().run()
     calm.multiselect[1].set_value([calm.multiselect[1].options[0]]).run()
-    calm.slider(key="rec_alpha").set_value(2.5).run()
+    calm.slider(key="rec_share").set_value(65).run()
     before = (
         calm.selectbox(key="rec_model").value,
         list(calm.multiselect[0].value),
         list(calm.multiselect[1].value),
-        calm.slider(key="rec_alpha").value,
+        calm.slider(key="rec_share").value,
         dict(calm.query_params),
     )
     wild = AppTest.from_file(str(ROOT / "app.py"), default_timeout=RUN_TIMEOUT_S).run()
@@ -239,14 +239,14 @@ def test_two_sessions_stay_isolated_while_one_is_abused(built_registry: Path, mo
         wild.run()
         _check(wild, f"wild step {k}")
     wild.selectbox(key="rec_model").set_value("ease-synthetic").run()
-    wild.slider(key="rec_alpha").set_value(0.0).run()
+    wild.slider(key="rec_share").set_value(0).run()
     calm.run()
     _check(calm, "calm after the other session")
     after = (
         calm.selectbox(key="rec_model").value,
         list(calm.multiselect[0].value),
         list(calm.multiselect[1].value),
-        calm.slider(key="rec_alpha").value,
+        calm.slider(key="rec_share").value,
         dict(calm.query_params),
     )
     assert after == before

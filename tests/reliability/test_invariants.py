@@ -139,8 +139,8 @@ def person(draw, steerer: Steerer):
     weights = {t: draw(betas) for t in chosen}
     alpha = draw(st.one_of(st.floats(*ALPHA_RANGE), st.sampled_from([0.0, 1.0, ALPHA_RANGE[1]])))
     k = draw(st.integers(1, 60))
-    post = draw(st.sampled_from([0.0, 1.0, 4.0, 100.0]))
-    return picks, weights, alpha, k, post
+    share = draw(st.one_of(st.none(), st.floats(0.0, 1.0), st.sampled_from([0.0, 1.0])))
+    return picks, weights, alpha, k, share
 
 
 @pytest.mark.parametrize("family", ["mlp", "ease"])
@@ -151,8 +151,8 @@ def test_steering_invariants_over_random_people(steerers, family: str) -> None:
     @SETTINGS
     @given(p=person(steerer))
     def check(p) -> None:
-        picks, weights, alpha, k, post = p
-        r = steerer.recommend(picks, weights, alpha, k=k, post_factor=post)
+        picks, weights, alpha, k, share = p
+        r = steerer.recommend(picks, weights, alpha, k=k, share=share)
         standard = r.top_item_ids("standard")
         for mode, lst in r.lists.items():
             items = lst.items
@@ -163,10 +163,20 @@ def test_steering_invariants_over_random_people(steerers, family: str) -> None:
             assert len(ids) >= min(k, n_items - len(set(picks))), f"{mode}: a short list ({len(ids)} of {k})"
             if not math.isnan(lst.tag_share):
                 assert 0.0 <= lst.tag_share <= 1.0
-        r0 = steerer.recommend(picks, weights, 0.0, k=k, post_factor=post)
+        if share is not None and weights:  # the dial: reached, or a ceiling below it, or a floor above it
+            want = round(share * k) / k if len(r.top_item_ids("standard")) == k else None
+            for mode, lst in r.lists.items():
+                if mode != "standard" and want is not None:
+                    assert lst.status in ("reached", "ceiling", "floor"), mode
+                    if lst.status == "ceiling":
+                        assert lst.tag_share < want, mode
+                    elif lst.status == "floor":
+                        assert lst.tag_share > want, mode
+        r0 = steerer.recommend(picks, weights, 0.0, k=k)
         standard = r0.top_item_ids("standard")
         for mode, lst in r0.lists.items():
-            assert list(lst.items["item_id"]) == standard, f"alpha 0: {mode} differs from standard"
+            if mode != "tune+post":  # (tune+post's latent step moves it even at alpha 0)
+                assert list(lst.items["item_id"]) == standard, f"alpha 0: {mode} differs from standard"
         assert set(r.lists) | set(r.unavailable) == set(MODES)
 
     check()
@@ -180,11 +190,12 @@ def test_next_item_metrics_with_k_beyond_the_catalogue() -> None:
 
 
 def test_extreme_tune_plus_post_keeps_full_finite_lists(steerers) -> None:
-    """Found by the property above: alpha x post_factor = 1100 made (1 + beta)^1100 = inf and emptied the list."""
+    """Found by the property above: alpha x post_factor = 1100 made (1 + beta)^1100 = inf and emptied the list
+    (the factor is gone; the largest alpha with the largest beta is the same extreme)."""
     steerer = steerers["mlp"]
     tag = steerer.steerable_tags[0]
     for picks in ([], list(steerer.items["item_id"].astype(str)[:5])):
-        r = steerer.recommend(picks, {tag: BETA_RANGE[1]}, ALPHA_RANGE[1], k=20, post_factor=100.0)
+        r = steerer.recommend(picks, {tag: BETA_RANGE[1]}, ALPHA_RANGE[1], k=20)
         for mode, lst in r.lists.items():
             assert len(lst.items) == 20 and np.isfinite(lst.items["score"]).all(), mode
         assert r.lists["tune+post"].tag_share == 1.0  # the strongest steering lists only tagged items

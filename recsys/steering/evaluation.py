@@ -1,5 +1,7 @@
 """Seed 000's "predict": how steering trades accuracy for the target tag, swept over alpha.
 
+(tune+post sweeps the strength of its postfilter after the model's fixed latent step.)
+
 For each test user (fold-in history ``x``, held-out items ``h``) a target tag ``t`` is drawn among
 the steerable tags that are *not* the user's dominant tag (uniformly, from ``seed``). For every mode
 and alpha the user's list is recomputed toward ``{t: beta}`` and scored:
@@ -26,8 +28,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .models.base import top_k
-from .steering import LATENT_MODES, MODES, Steerer, SteeringError, dominant_tags, to_probabilities
+from .steerer import LATENT_MODES, MODES, Steerer
+from .tags import SteeringError, dominant_tags
 
 #: Default alpha grids per mode: postfilter needs far larger alpha than tuning for the same share.
 DEFAULT_ALPHAS: dict[str, tuple[float, ...]] = {
@@ -47,7 +49,6 @@ class SweepConfig:
     reli: float = 0.5
     k: int = 20  # share / COUNTS / Jaccard cut-off
     n: int = 100  # NDCG cut-off
-    post_factor: float = 1.0
     batch_size: int = 256
 
 
@@ -143,46 +144,33 @@ def _sweep_batch(
 ) -> dict[tuple[str, float], dict[str, float]]:
     model = steerer.model
     n_users = x.shape[0]
-    has_target = np.asarray(steerer.tag_matrix[:, targets].T.todense()) > 0  # (n_users, n_items)
+    weights = np.zeros((n_users, len(steerer.vocabulary)))
+    weights[np.arange(n_users), targets] = cfg.beta
+    has_target = steerer.on_target_rows(weights)  # (n_users, n_items)
     held = h.toarray() > 0
     seen = x.toarray() > 0
     rel = np.where(held, 1.0, np.where(has_target, cfg.reli, 0.0))
     rel[seen] = 0.0
     latent = steerer.latent
+    c_t = z_held = None
     if latent:
-        z = model.encode(x).astype(np.float64)
-        own = steerer.own_points(x, z)
-        cent_row = {steerer.vocabulary.index(t): j for j, t in enumerate(steerer.centroids.tags)}
-        c_t = steerer.centroids.centroids[[cent_row[int(t)] for t in targets]].astype(np.float64)
+        c_t = steerer.target_points(weights)
         z_held = model.encode(h).astype(np.float64)
-        std_scores = model.decode(z.astype(np.float32))
-    else:
-        std_scores = model.score(x)
-    p_std = to_probabilities(std_scores, model.score_kind)
-    std_top, _ = top_k(p_std, cfg.n, exclude=x)
+    std = steerer.steer(x, weights, "standard", alpha=0.0, k=cfg.k, n_rank=cfg.n)
+    std_top = std.top
+    disc = 1.0 / np.log2(np.arange(2, cfg.n + 2))
+    n_rel = held.sum(axis=1)
+    idcg = np.array([disc[: min(int(r), cfg.n)].sum() for r in n_rel])
     out = {}
     for mode, grid in grids.items():
         for alpha in grid:
-            point = None
-            if mode in LATENT_MODES:
-                point = z + alpha * (c_t - own)
-                p = to_probabilities(model.decode(point.astype(np.float32)), model.score_kind) if alpha else p_std
-                post_alpha = alpha * cfg.post_factor if mode == "tune+post" else 0.0
-            else:
-                p = p_std
-                post_alpha = alpha if mode == "postfilter" else 0.0
-                point = z if latent else None
-            if post_alpha:
-                p = p * np.where(has_target, (1.0 + cfg.beta) ** post_alpha, 1.0)
-            top, _ = top_k(p, cfg.n, exclude=x) if (mode != "standard" and alpha) else (std_top, None)
+            r = std if mode == "standard" else steerer.steer(x, weights, mode, alpha=alpha, k=cfg.k, n_rank=cfg.n)
+            top, point = r.top, r.point
             k_top = top[:, : cfg.k]
             tgt_k = np.take_along_axis(has_target, k_top, axis=1)
             held_k = np.take_along_axis(held, k_top, axis=1)
-            n_rel = held.sum(axis=1)
             hits_n = np.take_along_axis(held, top, axis=1).astype(np.float64)
-            disc = 1.0 / np.log2(np.arange(2, cfg.n + 2))
             dcg = (hits_n * disc[: hits_n.shape[1]]).sum(axis=1)
-            idcg = np.array([disc[: min(int(r), cfg.n)].sum() for r in n_rel])
             sums = {
                 "users": float(n_users),
                 f"ndcg_graded@{cfg.n}": float(_graded_ndcg(top, rel, cfg.n).sum()),
@@ -193,7 +181,9 @@ def _sweep_batch(
                 f"neither@{cfg.k}": float((~tgt_k & ~held_k).sum()),
                 f"jaccard@{cfg.k}": float(_row_sets_jaccard(k_top, std_top[:, : cfg.k]).sum()),
             }
-            if point is not None:
+            if latent:
+                if point is None:
+                    point = std.point
                 sums["dist_centroid"] = float(np.linalg.norm(point - c_t, axis=1).sum())
                 sums["dist_heldout"] = float(np.linalg.norm(point - z_held, axis=1).sum())
             out[(mode, alpha)] = sums
@@ -336,7 +326,7 @@ def write_figure(fig, stem: str) -> list[str]:
     """Write ``stem.html`` and, where a static-image engine works (kaleido + Chromium), ``stem.png``."""
     import logging
 
-    from .io import atomic_write_bytes, atomic_write_text
+    from ..io import atomic_write_bytes, atomic_write_text
 
     written = [f"{stem}.html"]
     atomic_write_text(written[0], fig.to_html(include_plotlyjs="cdn", full_html=True))
@@ -350,14 +340,14 @@ def write_figure(fig, stem: str) -> list[str]:
     return written
 
 
-def test_users_of(loaded, load_dataset: Callable[[str], object]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """(fold-in, held-out) of the test users of the split a registry model was trained on.
+def split_of(loaded, load_dataset: Callable[[str], object]):
+    """The strong-generalization split a registry model was trained on, rebuilt and checked.
 
     The split is rebuilt from the manifest (data set name, split seed, users per held-out group) and
     checked against the stored training fingerprint, so a changed data set is an error, not a
     silently different evaluation.
     """
-    from .data.splits import strong_generalization_split
+    from ..data.splits import strong_generalization_split
 
     manifest = loaded.manifest
     info = manifest.get("info") or {}
@@ -373,6 +363,12 @@ def test_users_of(loaded, load_dataset: Callable[[str], object]) -> tuple[sp.csr
             f"the data set {name!r} is not the one model {loaded.model_id!r} was trained on "
             "(training fingerprint differs); retrain the model on the current data"
         )
+    return split
+
+
+def test_users_of(loaded, load_dataset: Callable[[str], object]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """(fold-in, held-out) of the test users of the split a registry model was trained on (:func:`split_of`)."""
+    split = split_of(loaded, load_dataset)
     return split.test_foldin, split.test_holdout
 
 
@@ -398,3 +394,68 @@ def _plain_markdown(df: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# the dial, swept
+# ---------------------------------------------------------------------------------------------
+def dial_sweep(
+    steerer: Steerer,
+    histories: sp.csr_matrix,
+    dial: Sequence[float],
+    *,
+    tags: Sequence[str] | None = None,
+    k: int = 20,
+    modes: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Every (listener, tag, mode) steered to every dial position: one row per target with the share got.
+
+    Columns: ``listener, tag, mode, target, share, status, alpha, step``. One batched
+    :meth:`Steerer.steer` per (tag, mode) over all listeners x dial positions.
+    """
+    dial = np.asarray(dial, dtype=np.float64)
+    histories = sp.csr_matrix(histories)
+    n_users = histories.shape[0]
+    tags = list(steerer.steerable_tags if tags is None else tags)
+    modes = [m for m in (modes or MODES) if m != "standard" and (steerer.latent or m not in LATENT_MODES)]
+    rows = np.repeat(np.arange(n_users), len(dial))
+    xs = histories[rows]
+    targets = np.tile(dial, n_users)
+    frames = []
+    for tag in tags:
+        w = np.zeros((len(rows), len(steerer.vocabulary)))
+        w[:, steerer.vocabulary.index(tag)] = 1.0
+        for mode in modes:
+            r = steerer.steer(xs, w, mode, share=targets, k=k)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "listener": rows,
+                        "tag": tag,
+                        "mode": mode,
+                        "target": targets,
+                        "share": r.count / k,
+                        "status": r.status.astype(str),
+                        "alpha": r.alpha,
+                        "step": np.nan if r.step is None else r.step,
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def dial_report(sweep: pd.DataFrame, tolerance: float = 0.05) -> dict[str, float]:
+    """Counts of a :func:`dial_sweep`: cases, how many are on the dial where reachable, monotonicity breaks."""
+    reach = sweep[sweep["status"] == "reached"]
+    ordered = sweep.sort_values(["listener", "tag", "mode", "target"])
+    drops = ordered.groupby(["listener", "tag", "mode"], sort=False)["share"].apply(
+        lambda s: int((s.diff() < -1e-12).sum())
+    )
+    return {
+        "cases": len(sweep),
+        "reached": len(reach),
+        "on target (±tol) where reached": float((np.abs(reach["share"] - reach["target"]) <= tolerance + 1e-9).mean()),
+        "ceiling": int((sweep["status"] == "ceiling").sum()),
+        "floor": int((sweep["status"] == "floor").sum()),
+        "monotonicity breaks": int(drops.sum()),
+    }
