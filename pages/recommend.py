@@ -25,6 +25,7 @@ from recsys.app_support import (
     current_registry,
     demo_person,
     finite_or,
+    off_dial_text,
     format_tags_param,
     page_guard,
     parse_tags_param,
@@ -284,7 +285,7 @@ with page_guard("recommend"):
             st.metric(
                 "tag share",
                 "–" if got != got else f"{got:.0%}",
-                delta=None if share is None or mode == "standard" or got != got else f"{got - share:+.0%} vs dial",
+                delta=off_dial_text(got, share) if mode != "standard" else None,
                 delta_color="off",
                 help="share of the list carrying a chosen tag",
             )

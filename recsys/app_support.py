@@ -12,6 +12,7 @@ model that is rebuilt or damaged on disk is re-read instead of served stale from
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -333,6 +334,13 @@ def demo_person(loaded: LoadedModel, steerer) -> tuple[list[str], dict[str, floa
     return picks, {best: 1.0}
 
 
+def off_dial_text(got: float, share: float | None, k: int = 20) -> str | None:
+    """A column's distance from the dial, only where it is off by more than half a song (else None)."""
+    if share is None or got != got or abs(got - share) <= 0.5 / k + 1e-9:
+        return None
+    return f"{got - share:+.0%} vs dial"
+
+
 def strength_text(mode_list) -> str:
     """The strength a column used, for its caption: ``α = 2.31``, or for tune+post ``step 0.30 · α = 0.84``."""
     text = f"α = {mode_list.alpha:.2f}"
@@ -440,6 +448,77 @@ def _sweep_cached(root: str, model_id: str, signature: tuple) -> pd.DataFrame | 
 def cached_sweep(registry: Registry, model_id: str) -> pd.DataFrame | None:
     """Steering sweep of a model over its stored test listeners (None if it has none stored)."""
     return _sweep_cached(str(registry.root), model_id, files_signature(registry, model_id))
+
+
+#: Target share of the Compare page's incomplete-tags check, and how its hiding choices read.
+INCOMPLETE_SHARE = 0.5
+INCOMPLETE_BIAS_LABELS = {"uniform": "any song alike", "popularity": "less popular songs first"}
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _dataset_cached(name: str):
+    from .data import load_dataset
+
+    return load_dataset(name)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _incomplete_cached(
+    root: str, model_id: str, signature: tuple, hidden: float, bias: str, share: float
+) -> tuple[pd.DataFrame, str] | None:
+    from .model_extras import stored_listener_split
+    from .steering import Steerer
+    from .steering.evaluation import split_of
+    from .steering.protocols import (
+        ProtocolConfig,
+        hide_tags,
+        matched_share_eval,
+        summarise,
+        target_heldout,
+        visible_steerer,
+    )
+
+    loaded = _load_cached(root, model_id, signature)
+    steerer = _steerer_cached(root, model_id, signature)
+    listeners = stored_listener_split(loaded.extras, loaded.model.n_items_)
+    if listeners is None or not steerer.latent:
+        return None
+    try:  # the training users, to rebuild the centroids from the visible tags only (as the benchmark does)
+        split = split_of(loaded, _dataset_cached)
+        train_x = split.train.interactions
+        items = hide_tags(split.train.items, hidden, bias=bias, popularity=steerer.item_popularity, seed=0)
+        visible = visible_steerer(steerer, train_x, items, None)
+        how = "vocabulary, centroids, boost and share rebuilt from the visible tags"
+    except (OSError, ValueError) as e:  # the data set is not on this machine: keep the trained centroids
+        items = hide_tags(loaded.items, hidden, bias=bias, popularity=steerer.item_popularity, seed=0)
+        visible = Steerer(
+            steerer.model,
+            items,
+            vocabulary=steerer.vocabulary,
+            centroids=steerer.centroids,
+            item_popularity=steerer.item_popularity,
+            population_point=steerer.population_point,
+            latent_step=steerer.latent_step,
+        )
+        logging.getLogger("recsys").info("incomplete-tags check of %s without its training data: %s", model_id, e)
+        how = (
+            "the data set this model was trained on is not available here, so the boost and the share see the "
+            "visible tags while the centroids stay as trained (they still know the hidden tags)"
+        )
+    cfg = ProtocolConfig(n_users=len(listeners[0].indptr) - 1, shares=(share,), n_boot=500)
+    targets = target_heldout(steerer, *listeners)
+    per_user = matched_share_eval(steerer, visible, *listeners, targets, cfg)
+    if per_user.empty:
+        return None
+    return summarise(per_user, cfg), how
+
+
+def incomplete_tags_check(
+    registry: Registry, model_id: str, hidden: float, bias: str, share: float = INCOMPLETE_SHARE
+) -> tuple[pd.DataFrame, str] | None:
+    """E3 on a model's stored listeners: every mode at the same visible share with ``hidden`` of the tags
+    hidden (``bias`` uniform or popularity); (summary table, how the hidden tags were applied), or None."""
+    return _incomplete_cached(str(registry.root), model_id, files_signature(registry, model_id), hidden, bias, share)
 
 
 def pairwise_jaccard(lists: dict[str, list[str]]) -> pd.DataFrame:

@@ -459,3 +459,31 @@ def dial_report(sweep: pd.DataFrame, tolerance: float = 0.05) -> dict[str, float
         "floor": int((sweep["status"] == "floor").sum()),
         "monotonicity breaks": int(drops.sum()),
     }
+
+
+def incomplete_tags_figure(summary: pd.DataFrame):
+    """Plotly bars: tag recall per mode (left) and its paired difference to the postfilter with CI (right)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("tag recall (complete tags)", "Δ tag recall vs postfilter (95 % CI)")
+    )
+    fig.add_trace(go.Bar(x=summary["mode"], y=summary["tag recall"], name="tag recall", showlegend=False), 1, 1)
+    delta = summary["Δ tag recall vs postfilter"]
+    fig.add_trace(
+        go.Bar(
+            x=summary["mode"],
+            y=delta,
+            name="Δ vs postfilter",
+            showlegend=False,
+            marker_color=["#2ca02c" if lo > 0 else "#d62728" if hi < 0 else "#7f7f7f"
+                          for lo, hi in zip(summary["CI low"], summary["CI high"], strict=True)],
+            error_y={"type": "data", "symmetric": False, "array": summary["CI high"] - delta,
+                     "arrayminus": delta - summary["CI low"]},
+        ),
+        1,
+        2,
+    )  # fmt: skip
+    fig.update_layout(template="plotly_white", height=320, margin={"t": 40, "b": 10})
+    return fig

@@ -279,18 +279,31 @@ def test_compare_shows_curves_latency_and_overlap_for_the_current_person(run_pag
     at.switch_page("pages/compare.py").run()
     assert not at.exception
     charts = at.get("plotly_chart")
-    assert len(charts) == 2  # trade-off curves + Jaccard heatmap
+    assert len(charts) == 3  # trade-off curves + incomplete-tags bars + Jaccard heatmap
     curves = json.loads(charts[0].proto.spec)
     names = {t["name"] for t in curves["data"]}
     assert {"mlp-synthetic: tune", "mlp-synthetic: postfilter", "ease-synthetic: postfilter"} <= names
-    latency = at.dataframe[1].value
+    latency = next(d.value for d in at.dataframe if "ms per Recommend call" in d.value.columns)
     assert set(latency["model"]) == set(MODEL_IDS) and (latency["ms per Recommend call"] > 0).all()
-    heat = json.loads(charts[1].proto.spec)["data"][0]
+    heat = json.loads(charts[2].proto.spec)["data"][0]
     z = heat["z"]
     if isinstance(z, dict):  # plotly's binary array encoding
         z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(len(heat["y"]), len(heat["x"]))
     z = np.asarray(z, dtype=float)
     assert z.shape == (4, 4) and np.allclose(np.diag(z), 1.0) and np.allclose(z, z.T)
+
+
+def test_compare_shows_which_mode_wins_when_tags_are_hidden(run_page, built_registry: Path) -> None:
+    at = run_page(built_registry, "pages/compare.py")
+    at.slider(key="cmp_inc_hidden").set_value(80).run()
+    at.radio(key="cmp_inc_bias").set_value("popularity").run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "Δ tag recall vs postfilter" in d.value.columns)
+    assert list(table["mode"]) == ["postfilter", "tune", "tune+post"]
+    post = table.set_index("mode").loc["postfilter"]
+    assert post["Δ tag recall vs postfilter"] == 0 and abs(post["share"] - 0.5) <= 0.06
+    assert any("Best tag recall here" in c.value for c in at.caption)
+    assert "not available here" in _text(at)  # this small registry's data set is not the demo's
 
 
 def test_compare_without_picks_says_where_to_start(run_page, built_registry: Path) -> None:

@@ -251,13 +251,18 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
             assert picked in [labels.nth(i).get_attribute("aria-label") for i in range(labels.count())]
             assert "share=60" in page.url
 
-            # Compare renders without errors and compares the models for this person
-            for label, heading in (("Compare", "Compare"),):
-                nav.get_by_text(label, exact=True).click()
-                page.get_by_role("heading", name=heading).first.wait_for(timeout=TIMEOUT_MS)
-                _settle(page)
-                _check_no_exception(page, label)
-                page.screenshot(path=str(screenshot_dir / f"{label.lower().replace(' ', '_')}.png"), full_page=True)
+            # Compare renders without errors, shows which mode wins when tags are hidden, compares the models
+            nav.get_by_text("Compare", exact=True).click()
+            page.get_by_role("heading", name="Compare").first.wait_for(timeout=TIMEOUT_MS)
+            verdict = page.get_by_text("Best tag recall here")
+            verdict.wait_for(timeout=3 * TIMEOUT_MS)  # (the steering sweeps and the check run first)
+            page.get_by_role("heading", name="For the current person").wait_for(timeout=TIMEOUT_MS)
+            _settle(page)
+            _check_no_exception(page, "Compare")
+            page.screenshot(path=str(screenshot_dir / "compare.png"), full_page=True)
+            page.get_by_role("heading", name="What if tags were incomplete?").scroll_into_view_if_needed()
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(screenshot_dir / "compare_incomplete_tags.png"))
         finally:
             browser.close()
     assert not js_errors, f"JavaScript errors in the page: {js_errors}"
