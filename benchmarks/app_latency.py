@@ -12,13 +12,14 @@ at 20k items; models are loaded once per process.* One run does, in one process:
    Gram matrix and its inverse at 20k items are 20k x 20k float64 (3.2 GB each, a Cholesky solve),
    and Popularity adds nothing to the page's cost. The baseline registry is the test suite's
    (``tests/app/conftest.py``): 300 listeners, 600 songs, the same small MLP and SVD.
-2. **Bare calls.** ``Steerer.recommend(picks, {tag: 1.0}, alpha)`` for the MLP (all four modes) and
-   the SVD (as the page calls it: tune only), ``--calls`` times each, alphas alternating, on the picks
+2. **Bare calls.** ``Steerer.recommend(picks, {tag: 1.0}, share=s)`` for the MLP (all four modes, each
+   solving its strength for the dial) and the SVD (as the page calls it: postfilter only), ``--calls``
+   times each, shares 0.2 / 0.4 / 0.6 / 0.8 alternating, on the picks
    of the first stored held-out listener and the steerable tag least present among them.
 3. **Slider moves.** Streamlit's ``AppTest`` opens ``app.py`` with ``RECSYS_MODELS_DIR`` on the
    registry, switches to ``pages/recommend.py``, samples a listener (the button), chooses the same tag
-   (the tag multiselect), then times ``at.slider(key="rec_alpha").set_value(a).run()`` for
-   ``--moves`` different alphas. The 20k and the 600-item page are moved alternately (each its own
+   (the tag multiselect), then times ``at.slider(key="rec_share").set_value(s).run()`` (the share
+   dial) for ``--moves`` different dial positions. The 20k and the 600-item page are moved alternately (each its own
    AppTest), so load on the shared machine hits both alike; the 20k figure is also given as a ratio.
    ``run()`` is the whole server side of a rerun: the script (``app.py`` + the page), Streamlit's
    element protos and the session's widget state; the browser's rendering is not in it. AppTest also
@@ -128,17 +129,17 @@ def person(registry: Registry) -> tuple[list[str], str, int]:
     return picks, tag, loaded.model.n_items_
 
 
-def bare_calls(registry: Registry, picks: list[str], tag: str, alphas: list[float]) -> dict:
-    """Median/p95 ms of Steerer.recommend for the MLP (all modes) and the SVD (the page's tune call)."""
+def bare_calls(registry: Registry, picks: list[str], tag: str, shares: list[float]) -> dict:
+    """Median/p95 ms of Steerer.recommend for the MLP (all modes) and the SVD (the page's postfilter call)."""
     out = {}
-    for model_id, modes in ((MLP_ID, None), (SVD_ID, ("tune",))):
+    for model_id, modes in ((MLP_ID, None), (SVD_ID, ("postfilter",))):
         steerer = Steerer.from_loaded(registry.load(model_id))
         kwargs = {} if modes is None else {"modes": modes}
-        steerer.recommend(picks, {tag: 1.0}, 1.0, **kwargs)  # warm-up
+        steerer.recommend(picks, {tag: 1.0}, share=0.5, **kwargs)  # warm-up
         times = []
-        for a in alphas:
+        for s in shares:
             t0 = time.perf_counter()
-            steerer.recommend(picks, {tag: 1.0}, a, **kwargs)
+            steerer.recommend(picks, {tag: 1.0}, share=s, **kwargs)
             times.append(1000 * (time.perf_counter() - t0))
         out[model_id] = stats(times)
     return out
@@ -170,10 +171,10 @@ class Page:
         if self.at.selectbox(key="rec_model").value != MLP_ID or not self.at.multiselect[0].value:
             raise RuntimeError("the page is not showing the MLP with a sampled listener")
 
-    def move(self, alpha: float, profiler: cProfile.Profile | None = None) -> tuple[float, float]:
-        """(wall ms of ``run()``, CPU ms of the script thread) for one slider move."""
+    def move(self, share_pct: int, profiler: cProfile.Profile | None = None) -> tuple[float, float]:
+        """(wall ms of ``run()``, CPU ms of the script thread) for one move of the share dial."""
         self._env()
-        slider = self.at.slider(key="rec_alpha").set_value(alpha)
+        slider = self.at.slider(key="rec_share").set_value(share_pct)
         _SCRIPT_THREAD.update(profiler=profiler, cpu_ms=[])
         t0 = time.perf_counter()
         slider.run()
@@ -265,9 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     small = ensure_registry(small_root, SMALL_DATA, SMALL_MODELS)
 
     rng = np.random.default_rng(0)
-    grid = np.round(np.arange(1, 81) * 0.05, 2)  # the slider's values above 0 (step 0.05, max 4)
-    slider_alphas = [float(a) for a in rng.choice(grid, size=args.moves, replace=False)]
-    call_alphas = [float(a) for a in np.resize([0.5, 1.0, 2.0, 4.0], args.calls)]
+    grid = np.arange(1, 21) * 5  # the dial's positions above 0 (step 5 %)
+    slider_alphas = [int(a) for a in rng.choice(grid, size=min(args.moves, len(grid)), replace=False)]
+    slider_alphas = (slider_alphas * (args.moves // len(slider_alphas) + 1))[: args.moves]
+    call_alphas = [float(a) for a in np.resize([0.2, 0.4, 0.6, 0.8], args.calls)]
 
     big_picks, big_tag, big_items = person(big)
     small_picks, small_tag, small_items = person(small)
@@ -368,8 +370,8 @@ def main(argv: list[str] | None = None) -> int:
                 verdict,
                 f"Person: the first stored held-out listener ({res['picks']['big']} picks at {big_items:,} items, "
                 f"{res['picks']['small']} at {small_items}), tag `{big_tag}` / `{small_tag}` (the steerable tag least "
-                f"present among the picks), weight 1. Slider: {args.moves} different alphas in (0, 4], the two pages "
-                f"moved alternately; bare calls: {args.calls} per model, alphas 0.5, 1, 2, 4 alternating.",
+                f"present among the picks), weight 1. Dial: {args.moves} moves over 5-100 %, the two pages "
+                f"moved alternately; bare calls: {args.calls} per model, shares 0.2, 0.4, 0.6, 0.8 alternating.",
                 f"Catalogue: `generate_synthetic({catalogue})`; the split keeps songs with >= 5 listeners "
                 f"({big_items:,} columns). Models: MLP 5 epochs "
                 "(class defaults otherwise: 256-64-256), SVD 32 factors 5 epochs. EASE is not in the 20k registry: "

@@ -88,7 +88,13 @@ def run() -> None:
     p.add_argument("--users", type=int, default=300)
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--merge", nargs="+", type=Path, help="only combine the CSVs of earlier runs in these directories")
     args = p.parse_args()
+    if args.merge:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        merge(args.merge, out, sys.argv[1:])
+        return
     cfg = ProtocolConfig(n_users=args.users)
     registry = Registry()
     out = Path(args.out)
@@ -156,9 +162,50 @@ def run() -> None:
                         }
                     )
     elapsed = time.time() - t_start
-    argv = ["python", "benchmarks/steering_protocols.py", *sys.argv[1:]]
-    e3 = pd.DataFrame(e3_rows)
-    e3.to_csv(out / "incomplete_tags.csv", index=False)
+    out_e3, out_e1, out_e5 = pd.DataFrame(e3_rows), pd.DataFrame(e1_rows), pd.DataFrame(e5_rows)
+    steps_df = pd.DataFrame(steps)
+    for name, df in (("incomplete_tags", out_e3), ("matched_share_e1", out_e1), ("cold_start_tags", out_e5)):
+        df.to_csv(out / f"{name}.csv", index=False)
+    steps_df.to_csv(out / "latent_steps.csv", index=False)
+    (out / "elapsed_s.txt").write_text(f"{elapsed:.0f}\n")
+    write_markdown(out, out_e3, out_e1, out_e5, steps_df, cfg, elapsed, sys.argv[1:])
+    print(f"written to {out}")
+
+
+def merge(dirs: list[Path], out: Path, argv: list[str]) -> None:
+    """Combine the CSVs of runs over disjoint data sets (summaries pool within a data set) into one set of files."""
+    cfg = ProtocolConfig()
+    frames = {
+        name: pd.concat([pd.read_csv(d / f"{name}.csv") for d in dirs], ignore_index=True)
+        for name in ("incomplete_tags", "matched_share_e1", "cold_start_tags", "latent_steps")
+    }
+    elapsed = max(float((d / "elapsed_s.txt").read_text()) for d in dirs)
+    for name, df in frames.items():
+        df.to_csv(out / f"{name}.csv", index=False)
+    write_markdown(
+        out,
+        frames["incomplete_tags"],
+        frames["matched_share_e1"],
+        frames["cold_start_tags"],
+        frames["latent_steps"],
+        cfg,
+        elapsed,
+        argv,
+    )
+    print(f"merged {len(dirs)} runs into {out}")
+
+
+def write_markdown(
+    out: Path,
+    e3: pd.DataFrame,
+    e1: pd.DataFrame,
+    e5: pd.DataFrame,
+    steps: pd.DataFrame,
+    cfg: ProtocolConfig,
+    elapsed: float,
+    args: list[str],
+) -> None:
+    argv = ["python", "benchmarks/steering_protocols.py", *args]
     lines = [
         "| data | model | hidden | bias | mode | share | tag recall | NDCG@100 "
         "| Δ recall vs postfilter | CI low | CI high |",
@@ -170,11 +217,10 @@ def run() -> None:
             f"| {fmt(r['tag recall'])} | {fmt(r[f'NDCG@{cfg.n}'])} | {fmt(r['delta'], 3, True)} "
             f"| {fmt(r['CI low'], 3, True)} | {fmt(r['CI high'], 3, True)} |"
         )
-    steps_df = pd.DataFrame(steps)
     notes = (
-        f"Pooled over split seeds {args.seeds}, {cfg.n_users} test users each; {elapsed / 60:.0f} min. "
-        "Latent steps chosen on validation users: "
-        + ", ".join(f"{r.data} {r.model} s{r.seed}: {r.step:g}" for r in steps_df.itertuples())
+        f"{cfg.n_users} test users per split seed, pooled over the seeds; {elapsed / 60:.0f} min per run. "
+        "Latent steps of tune+post chosen on validation users: "
+        + ", ".join(f"{r.data} {r.model} s{r.seed}: {r.step:g}" for r in steps.itertuples())
         + "."
     )
     write_result(
@@ -184,8 +230,6 @@ def run() -> None:
         argv=argv,
         notes=notes,
     )
-    e1 = pd.DataFrame(e1_rows)
-    e1.to_csv(out / "matched_share_e1.csv", index=False)
     write_result(
         out / "matched_share_e1.md",
         title="Steering at matched share, random non-dominant tag (E1)",
@@ -193,16 +237,9 @@ def run() -> None:
         argv=argv,
         notes=notes,
     )
-    e5 = pd.DataFrame(e5_rows)
-    e5.to_csv(out / "cold_start_tags.csv", index=False)
     write_result(
-        out / "cold_start_tags.md",
-        title="Tags-only cold start (E5)",
-        table=sweep_table(e5),
-        argv=argv,
-        notes=notes,
+        out / "cold_start_tags.md", title="Tags-only cold start (E5)", table=sweep_table(e5), argv=argv, notes=notes
     )
-    print(f"written to {out}")
 
 
 if __name__ == "__main__":

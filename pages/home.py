@@ -29,8 +29,9 @@ with page_guard("home"):
             st.subheader(mode)
             st.write(text)
     st.caption(
-        "α is the steering strength (0 = the standard list in every column); under Advanced on the Recommend "
-        "page it can instead be solved from a target tag share. Models without a latent space (Popularity, "
+        "One dial sets them all: the share of the list that should carry your tags. Each mode finds its own "
+        "strength α for it (α means different things per mode and model) and shows it; a mode that cannot get "
+        "there says so. α can still be set by hand under Advanced. Models without a latent space (Popularity, "
         "EASE) offer Standard and Postfilter."
     )
 
@@ -54,9 +55,10 @@ with page_guard("home"):
 
     st.header("Where to start")
     st.markdown(
-        "Open **Recommend**, press *Sample a listener* (or type a few song titles), choose a tag you want "
-        "more of and move α: the five columns change side by side. Then look at **Latent space** to see "
-        "where that took you."
+        "Open **Recommend**: it starts with a real held-out listener and a tag they lack, the dial at 40 %. "
+        "Move the dial, press *Sample a listener* or type a few song titles: the five columns change side by "
+        "side. Then look at **Latent space** to see where tuning took you, and at **Compare** for where the "
+        "latent modes pay (incomplete tags)."
     )
     st.page_link(
         "pages/recommend.py", label="Recommend: picks and tags in, five lists out", icon=":material/queue_music:"

@@ -36,7 +36,8 @@ STEERING_MODES: dict[str, str] = {
     "Postfilter": (
         "The standard scores become probabilities and every song carrying one of your chosen tags is "
         "boosted by (1 + β)^α. The model's picture of you is unchanged, only the ranking is re-weighted, "
-        "so it works for every model, Popularity and EASE included."
+        "so it works for every model, Popularity and EASE included. With complete tags it is the most "
+        "accurate way to a given tag share; it cannot find what is not tagged."
     ),
     "Tune": (
         "Your point in the latent space moves by α toward the centroid of the chosen tags and away from "
@@ -44,8 +45,10 @@ STEERING_MODES: dict[str, str] = {
         "finds songs that go with them, not only songs labelled with them."
     ),
     "Tune + post": (
-        "Tune first, then postfilter the tuned scores with a proportional strength. The strongest "
-        "steering: the point moves and the tag boost sharpens the list."
+        "A small latent step toward the tags (its size chosen on held-out listeners when the model was "
+        "trained), then the postfilter for the rest. The step finds songs that belong with the tags even "
+        "where nobody tagged them; the postfilter keeps your taste. The mode to choose when tags are "
+        "incomplete, as real tags are."
     ),
 }
 

@@ -166,8 +166,14 @@ def solve(
     share: float | np.ndarray | None,
     alpha: float | np.ndarray | None,
     k: int,
+    tune_alpha: np.ndarray | None = None,
 ) -> Solution:
-    """Each row's ranking scores in ``mode`` at the strength given (``alpha``) or solved from ``share``."""
+    """Each row's ranking scores in ``mode`` at the strength given (``alpha``) or solved from ``share``.
+
+    ``tune_alpha``: for tune+post, tune's solution for the same rows and share (status ceiling as
+    NaN), so its early stop reuses that path instead of walking it again: the first strength reaching
+    the target along ``[0, cap]`` is tune's whenever tune's is at most ``cap``.
+    """
     n = weights.shape[0]
     on_target, log_boost_of, uniform = _row_boosts(steerer, weights)
     blank = np.full(n, "", dtype=object)
@@ -205,9 +211,13 @@ def solve(
     if mode == "tune+post":
         # the latent step stops where the target is met (a dial below the step's own share is not overshot)
         decode = lambda pts: _decode_log_p(steerer, pts)
-        a_t, _, early = solve_trajectory(
-            inputs.start, inputs.direction, decode, inputs.exclude, on_target, want, k, alpha_max=inputs.cap
-        )
+        if tune_alpha is None:
+            a_t, _, early = solve_trajectory(
+                inputs.start, inputs.direction, decode, inputs.exclude, on_target, want, k, alpha_max=inputs.cap
+            )
+        else:
+            a_t = np.where(np.isfinite(tune_alpha), tune_alpha, np.inf)
+            early = a_t <= inputs.cap
         if early.any():
             p_early = inputs.start[early] + a_t[early, None] * inputs.direction[early]
             log_scores[early] = _excluded(decode(p_early), None if inputs.exclude is None else inputs.exclude[early])

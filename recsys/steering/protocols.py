@@ -241,12 +241,18 @@ def matched_share_eval(
         profile = tag_counts(x, full.tag_matrix)
         std = visible.steer(x, w_vis, "standard", alpha=0.0, k=cfg.k, n_rank=cfg.n)
         done += 1
+        tuned: dict[float, object] = {}
         for mode in modes:
             for share in (0.0,) if mode == "standard" else cfg.shares:
                 if mode == "standard":
                     r = std
                 else:
-                    r = visible.steer(x, w_vis, mode, share=share, k=cfg.k, n_rank=cfg.n, latent_step=latent_step)
+                    r = visible.steer(
+                        x, w_vis, mode, share=share, k=cfg.k, n_rank=cfg.n, latent_step=latent_step,
+                        tune=tuned.get(share),
+                    )  # fmt: skip
+                    if mode == "tune":
+                        tuned[share] = r
                     done += 1
                 met = list_metrics(
                     r.top, held, on_visible, on_true, std.top, full_tags, profile, tcols_full[sl], cfg.k, cfg.n

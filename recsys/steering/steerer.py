@@ -435,6 +435,7 @@ class Steerer:
         n_rank: int | None = None,
         latent_step: float | None = None,
         exclude: sp.csr_matrix | None = None,
+        tune: Ranked | None = None,
     ) -> Ranked:
         """Rank for a batch of people in one mode, steered by a target ``share`` (the dial) or ``alpha``.
 
@@ -443,7 +444,8 @@ class Steerer:
         (n, n_vocabulary) betas of the chosen tags (0 = not chosen); a row without tags is not
         steered. ``share`` (per row or one) sets ``round(share * k)`` on-target items in the top
         ``k``; ``alpha`` sets the strength instead. ``n_rank``: list length returned (default ``k``).
-        ``exclude``: items never listed (default: the histories).
+        ``exclude``: items never listed (default: the histories). ``tune``: tune's result for the same
+        rows and share, which tune+post reuses for its early stop (one latent path walked, not two).
         """
         from .calibration import latent_inputs
 
@@ -453,7 +455,10 @@ class Steerer:
         n_rank = k if n_rank is None else n_rank
         mask = None if exclude is None else binary(exclude).toarray() > 0
         inputs = latent_inputs(self, histories, weights, mode, latent_step, mask)
-        sol: Solution = solve(self, inputs, weights, mode, share=share, alpha=alpha, k=k)
+        tune_alpha = None
+        if tune is not None and mode == "tune+post" and share is not None:
+            tune_alpha = np.where(tune.status == "ceiling", np.nan, tune.alpha)
+        sol: Solution = solve(self, inputs, weights, mode, share=share, alpha=alpha, k=k, tune_alpha=tune_alpha)
         top, sc = top_k(sol.log_scores, n_rank)
         return Ranked(
             top=top, scores=sc, alpha=sol.alpha, count=sol.count, status=sol.status, point=sol.point, step=sol.step
@@ -506,14 +511,15 @@ class Steerer:
             z = self.model.encode(x).astype(np.float64)[0]
         lists: dict[str, ModeList] = {}
         on_target = self._target_mask(tags)
-        r_std = None
+        r_std = tuned = None
         for m in modes:
             step = None
             if not steered or m == "standard":
                 r_std = r_std or self.steer(x, weights * 0, "standard", alpha=0.0, k=k)
                 r, alpha_used, status = r_std, 0.0, ""
             else:
-                r = self.steer(x, weights, m, share=share, alpha=given_alpha, k=k)
+                r = self.steer(x, weights, m, share=share, alpha=given_alpha, k=k, tune=tuned)
+                tuned = r if m == "tune" else tuned
                 alpha_used, status = float(r.alpha[0]), str(r.status[0])
                 step = None if r.step is None else float(r.step[0])
                 if m == "tune" and r.point is not None:
