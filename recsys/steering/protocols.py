@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..metrics import ndcg_at_k, recall_at_k
 from .calibration import LATENT_STEP_GRID
 from .steerer import LATENT_MODES, Steerer
 from .tags import SteeringError, binary, dominant_tags, normalised_item_tags, tag_counts
@@ -144,11 +145,10 @@ def target_heldout(steerer: Steerer, foldin: sp.csr_matrix, holdout: sp.csr_matr
 # per-user metrics
 # ---------------------------------------------------------------------------------------------
 def _ndcg(top: np.ndarray, held: np.ndarray, n: int) -> np.ndarray:
-    disc = 1.0 / np.log2(np.arange(2, n + 2))
-    hits = np.take_along_axis(held, top[:, :n], axis=1)
-    dcg = (hits * disc[: hits.shape[1]]).sum(axis=1)
-    idcg = np.array([disc[: min(int(r), n)].sum() for r in held.sum(axis=1)])
-    return np.divide(dcg, idcg, out=np.zeros_like(dcg), where=idcg > 0)
+    """NDCG@n of ranked lists against a dense held-out mask (0 for users with nothing held out)."""
+    n_held = held.sum(axis=1)
+    out = ndcg_at_k(np.take_along_axis(held, top[:, :n], axis=1), np.maximum(n_held, 1), n)
+    return np.where(n_held > 0, out, 0.0)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -445,9 +445,10 @@ def cold_start_tags(
 
 
 def _recall(top: np.ndarray, held: np.ndarray, k: int) -> np.ndarray:
-    hits = np.take_along_axis(held, top[:, :k], axis=1).sum(axis=1)
+    """Recall@k of ranked lists against a dense held-out mask (0 for users with nothing held out)."""
     n_held = held.sum(axis=1)
-    return np.divide(hits, np.minimum(n_held, k), out=np.zeros(len(hits)), where=n_held > 0)
+    out = recall_at_k(np.take_along_axis(held, top[:, :k], axis=1), np.maximum(n_held, 1), k)
+    return np.where(n_held > 0, out, 0.0)
 
 
 # ---------------------------------------------------------------------------------------------
