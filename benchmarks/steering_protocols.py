@@ -124,15 +124,15 @@ def run() -> None:
                 res = run_protocols(
                     steerer, split, cfg, progress=lambda m, _id=model_id: print(f"  {_id}: {m}", flush=True)
                 )
-                steps.append({"data": data, "model": family, "seed": seed, "step": res.latent_step})
+                steps.append({"data": data, "model": family, "seed": seed, **res.step_rule.to_json()})
                 if not res.step_table.empty:
-                    print(res.step_table.round(4).to_string(index=False))
+                    print(res.step_table.head(8).round(4).to_string(index=False))
                 per.setdefault("e1", []).append(res.e1.assign(seed=seed))
                 for (hidden, bias), frame in res.e3.items():
                     per.setdefault(f"{hidden}|{bias}", []).append(frame.assign(seed=seed))
                 if not res.e5.empty:
                     e5_frames.append(res.e5.assign(seed=seed))
-                print(f"{model_id}: done in {time.time() - t0:.0f} s (step {res.latent_step:g})", flush=True)
+                print(f"{model_id}: done in {time.time() - t0:.0f} s ({res.step_rule.describe()})", flush=True)
             for row in pooled_rows(per["e1"], cfg, f"NDCG@{cfg.n}"):
                 e1_rows.append({"data": data, "model": family, **row})
             for key, frames in per.items():
@@ -219,8 +219,8 @@ def write_markdown(
         )
     notes = (
         f"{cfg.n_users} test users per split seed, pooled over the seeds; {elapsed / 60:.0f} min per run. "
-        "Latent steps of tune+post chosen on validation users: "
-        + ", ".join(f"{r.data} {r.model} s{r.seed}: {r.step:g}" for r in steps.itertuples())
+        "tune+post's step rule (base + scale x max(0, (1 - completeness) - offset)) chosen on validation users: "
+        + ", ".join(f"{r.data} {r.model} s{r.seed}: {r.base:g}/{r.scale:g}/{r.offset:g}" for r in steps.itertuples())
         + "."
     )
     write_result(

@@ -501,7 +501,7 @@ def _incomplete_cached(
             centroids=steerer.centroids,
             item_popularity=steerer.item_popularity,
             population_point=steerer.population_point,
-            latent_step=steerer.latent_step,
+            step_rule=steerer.step_rule,
         )
         logging.getLogger("recsys").info("incomplete-tags check of %s without its training data: %s", model_id, e)
         how = (

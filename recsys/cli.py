@@ -311,9 +311,9 @@ def _steer_protocols(args: argparse.Namespace, registry, model_ids: list[str]) -
             )
         except SteeringError as e:
             raise CliError(str(e)) from None
-        parts = [f"tune+post latent step: {res.latent_step:g}"]
+        parts = [f"tune+post latent step: {res.step_rule.describe()}"]
         if not res.step_table.empty:
-            parts.append("Chosen on validation users:\n\n" + sweep_table(res.step_table))
+            parts.append("Chosen on validation users (best 10 rules):\n\n" + sweep_table(res.step_table.head(10)))
         if not res.e1.empty:
             parts.append(
                 "## E1: random non-dominant tag (Δ NDCG vs postfilter)\n\n"

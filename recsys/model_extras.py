@@ -57,24 +57,26 @@ def compute_extras(
     training users), in the model's columns. ``with_map``: build the latent map (latent models);
     ``reducer_factory`` replaces UMAP (tests pass :func:`recsys.projection.pca_reducer`).
     ``validation``: (fold-in, held-out) of validation users; latent models then get tune+post's
-    latent step chosen on them (:func:`recsys.steering.protocols.choose_latent_step`), else the default.
+    step rule chosen on them (:func:`recsys.steering.protocols.choose_step_rule`), else the default.
     """
     from .models.base import LatentRecommender
     from .steering import Steerer
 
     steerer = Steerer.from_training(model, train.interactions, train.items)
     if validation is not None and steerer.latent and len(steerer.steerable_tags) >= 2:
-        from .steering.protocols import ProtocolConfig, choose_latent_step
+        from .steering.protocols import ProtocolConfig, choose_step_rule
 
-        step, table = choose_latent_step(
+        rule, table = choose_step_rule(
             steerer,
             train.interactions,
             train.items,
             *validation,
-            cfg=ProtocolConfig(n_users=STEP_USERS, shares=(0.5,), modes=("tune+post",)),
+            cfg=ProtocolConfig(n_users=STEP_USERS),
         )
-        steerer.latent_step = step
-        logger.info("latent step %.2f chosen on validation users:\n%s", step, table.round(4).to_string(index=False))
+        steerer.step_rule = rule
+        logger.info(
+            "tune+post: %s, chosen on validation users:\n%s", rule.describe(), table.head(8).round(4).to_string()
+        )
     arrays, steering_info = steerer.to_registry()
     info: dict[str, Any] = {"steering": steering_info}
     if with_map and map_kind() != "none" and isinstance(model, LatentRecommender):

@@ -32,7 +32,7 @@ def demo_registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     ids = {m.model_id for m in DEFAULT_MODELS}
     try:
         if ids <= set(local.ids()) and all(
-            "latent_step" in (local.load(i).manifest["info"].get("steering") or {}) for i in ids
+            "latent_step_rule" in (local.load(i).manifest["info"].get("steering") or {}) for i in ids
         ):
             return local
     except RegistryError:  # a damaged local registry: build a fresh one

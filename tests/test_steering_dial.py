@@ -17,6 +17,7 @@ from recsys.steering import (
     DEFAULT_LATENT_STEP,
     MODES,
     Steerer,
+    StepRule,
     solve_postfilter,
     tag_shares,
     target_count,
@@ -143,10 +144,36 @@ def test_tune_post_stops_its_latent_step_where_the_dial_is_met(steerers, split) 
     assert (low.step <= 2.0).all() and (low.step[big.count / 20 > 0.15] < 2.0).all()
 
 
-def test_the_latent_step_survives_the_registry_and_defaults_for_old_models(steerers) -> None:  # noqa: F811
+def test_the_step_rule_survives_the_registry_and_old_models_keep_their_fixed_step(steerers) -> None:  # noqa: F811
     st_ = steerers["mlp"]
+    st_.step_rule = StepRule(base=0.1, scale=2.0, offset=0.4)
     arrays, info = st_.to_registry()
-    again = Steerer.from_parts(st_.model, st_.items, arrays, {**info, "latent_step": 0.3})
-    assert again.latent_step == 0.3
-    info.pop("latent_step")
-    assert Steerer.from_parts(st_.model, st_.items, arrays, info).latent_step == DEFAULT_LATENT_STEP
+    assert Steerer.from_parts(st_.model, st_.items, arrays, info).step_rule == st_.step_rule
+    old = {k: v for k, v in info.items() if k != "latent_step_rule"} | {"latent_step": 0.3}
+    assert Steerer.from_parts(st_.model, st_.items, arrays, old).step_rule == StepRule(base=0.3, scale=0.0)
+    older = {k: v for k, v in old.items() if k != "latent_step"}
+    assert Steerer.from_parts(st_.model, st_.items, arrays, older).step_rule.base == DEFAULT_LATENT_STEP
+    st_.step_rule = StepRule()
+
+
+def test_tags_that_look_incomplete_get_a_longer_step(steerers, split) -> None:  # noqa: F811
+    from recsys.steering.protocols import hide_tags, visible_steerer
+
+    st_ = steerers["mlp"]
+    x = split.train.interactions
+    rule = StepRule(base=0.1, scale=2.0, offset=0.0)
+    st_.step_rule = rule
+    try:
+        vis = visible_steerer(st_, x, hide_tags(split.train.items, 0.8, seed=0), st_.model.encode(x))
+        common = [t for t in vis.centroids.tags if t in st_.centroids.tags]
+        full_f = st_.tag_completeness[[st_.centroids.tags.index(t) for t in common]]
+        vis_f = vis.tag_completeness[[vis.centroids.tags.index(t) for t in common]]
+        assert vis_f.mean() < full_f.mean() - 0.2  # hiding 80 % of the entries shows
+        w = np.zeros((1, len(st_.vocabulary)))
+        w[0, st_.vocabulary.index(common[0])] = 1.0
+        w_vis = np.zeros((1, len(vis.vocabulary)))
+        w_vis[0, vis.vocabulary.index(common[0])] = 1.0
+        assert vis.row_steps(w_vis)[0] >= st_.row_steps(w)[0]
+        np.testing.assert_allclose(st_.row_steps(w)[0], rule.steps(full_f[:1])[0])
+    finally:
+        st_.step_rule = StepRule()

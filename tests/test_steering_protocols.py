@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.steering import LATENT_STEP_GRID, normalised_item_tags
+from recsys.steering import normalised_item_tags
 from recsys.steering.protocols import (
+    STEP_RULE_GRID,
     ProtocolConfig,
     bootstrap_ci,
-    choose_latent_step,
+    choose_step_rule,
     cold_start_tags,
     hide_tags,
     matched_share_eval,
@@ -112,21 +113,23 @@ def test_tags_only_cold_start_compares_four_lists(steerers, split) -> None:  # n
     )
 
 
-def test_the_latent_step_is_chosen_on_validation_users_within_the_accuracy_budget(steerers, split) -> None:  # noqa: F811
+def test_the_step_rule_is_chosen_on_validation_users_within_the_accuracy_budget(steerers, split) -> None:  # noqa: F811
     st = steerers["mlp"]
-    step, table = choose_latent_step(
+    rule, table = choose_step_rule(
         st, split.train.interactions, split.train.items, split.val_foldin, split.val_holdout, cfg=CFG
     )
-    assert step in LATENT_STEP_GRID and list(table["step"]) == list(LATENT_STEP_GRID)
-    base = table.loc[table["step"] == 0, "NDCG@100 (complete)"].iloc[0]
-    chosen = table.loc[table["step"] == step].iloc[0]
-    assert chosen["NDCG@100 (complete)"] >= base - 0.005
-    ok = table[table["NDCG@100 (complete)"] >= base - 0.005]
-    assert chosen["tag recall (hidden)"] == ok["tag recall (hidden)"].max()
+    assert len(table) == len(STEP_RULE_GRID) and rule in STEP_RULE_GRID
+    postfilter = table[(table["scale"] == 0) & (table["base"] == 0)].iloc[0]  # step 0 is the postfilter
+    assert postfilter["within budget"]
+    chosen = table[(table["base"] == rule.base) & (table["scale"] == rule.scale) & (table["offset"] == rule.offset)]
+    chosen = chosen.iloc[0]
+    assert chosen["within budget"]
+    assert chosen["NDCG@100 (complete)"] >= postfilter["NDCG@100 (complete)"] - 0.005
+    assert chosen["tag recall (hidden, mean)"] == table.loc[table["within budget"], "tag recall (hidden, mean)"].max()
 
 
 def test_run_protocols_covers_every_condition(steerers, split) -> None:  # noqa: F811
     res = run_protocols(steerers["svd"], split, CFG)
     assert not res.e1.empty and not res.e5.empty
     assert set(res.e3) == {(0.0, "none"), (0.5, "uniform"), (0.5, "popularity"), (0.8, "uniform"), (0.8, "popularity")}
-    assert res.latent_step in LATENT_STEP_GRID
+    assert res.step_rule in STEP_RULE_GRID

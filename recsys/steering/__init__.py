@@ -9,13 +9,14 @@ One module per job:
 * :mod:`.calibration` - the dial: a target tag share -> each mode's strength, batched over people;
 * :mod:`.steerer` - :class:`Steerer`, the one call a page makes (and the batched ``steer`` the evaluations use);
 * :mod:`.evaluation` - alpha sweeps (seed 000's "predict") and the trade-off figure;
-* :mod:`.protocols` - matched-share evaluations: held-out tags, incomplete tags, tags-only cold start.
+* :mod:`.protocols` - matched-share evaluations: held-out tags, incomplete tags, tags-only cold start;
+  tune+post's step rule chosen on validation users.
 
 ``import recsys.steering`` loads neither torch nor Streamlit.
 """
 
 from ..data.dataset import tag_matrix as item_tag_matrix
-from .calibration import DEFAULT_LATENT_STEP, LATENT_STEP_GRID, LATENT_STEP_RANGE
+from .calibration import DEFAULT_LATENT_STEP, LATENT_STEP_GRID, LATENT_STEP_RANGE, StepRule
 from .centroids import CENTROID_RULES, TagCentroids, compute_tag_centroids
 from .postfilter import log_tag_boost, solve_postfilter, tag_boost, target_count, to_log_probabilities, to_probabilities
 from .steerer import (
@@ -65,6 +66,7 @@ __all__ = [
     "Steerer",
     "SteeringError",
     "SteeringResult",
+    "StepRule",
     "TagCentroids",
     "compute_tag_centroids",
     "curate_vocabulary",

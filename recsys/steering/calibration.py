@@ -34,9 +34,45 @@ if TYPE_CHECKING:
 #: Last.fm 2K: a step of 0.25 before the postfilter gains tag recall with half the tags hidden and
 #: ties the postfilter with complete tags).
 DEFAULT_LATENT_STEP = 0.25
-#: Range of latent steps a model may store (and the grid :func:`choose_latent_step` searches).
+#: Range of latent steps (the rule's output is clipped to it), and the fixed steps the rule is chosen over.
 LATENT_STEP_RANGE: tuple[float, float] = (0.0, 2.0)
-LATENT_STEP_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75)
+LATENT_STEP_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
+
+
+@dataclass(frozen=True)
+class StepRule:
+    """tune+post's latent step for a tag: ``base + scale * max(0, (1 - f_t) - offset)``, in LATENT_STEP_RANGE.
+
+    ``f_t`` is how complete the tag looks (:meth:`Steerer.tag_completeness`: the share of the items
+    its centroid lifts most that carry it visibly). Complete tags leave little for the latent space to
+    add, so the step stays near ``base``; a tag that misses most of its items gets a longer step. The
+    three numbers are chosen on validation users with simulated hiding
+    (:func:`recsys.steering.protocols.choose_step_rule`); ``scale = 0`` is a fixed step.
+    """
+
+    base: float = DEFAULT_LATENT_STEP
+    scale: float = 0.0
+    offset: float = 0.5
+
+    def steps(self, completeness: np.ndarray) -> np.ndarray:
+        f = np.asarray(completeness, dtype=np.float64)
+        raw = self.base + self.scale * np.maximum(0.0, (1.0 - f) - self.offset)
+        return np.clip(raw, *LATENT_STEP_RANGE)
+
+    def to_json(self) -> dict[str, float]:
+        return {"base": self.base, "scale": self.scale, "offset": self.offset}
+
+    @classmethod
+    def from_json(cls, data) -> StepRule:
+        """From :meth:`to_json`; a plain number (older models stored a fixed step) is a fixed step."""
+        if isinstance(data, int | float):
+            return cls(base=float(data), scale=0.0)
+        return cls(**{k: float(data[k]) for k in ("base", "scale", "offset")})
+
+    def describe(self) -> str:
+        if self.scale == 0:
+            return f"fixed step {self.base:g}"
+        return f"step {self.base:g} + {self.scale:g} x max(0, (1 - completeness) - {self.offset:g})"
 
 
 @dataclass
@@ -48,7 +84,7 @@ class Inputs:
     direction: np.ndarray | None  # (n, d) tune's path direction (target - own)
     point: np.ndarray | None  # (n, d) the latent point of the list (standard: z; tune+post: the step)
     exclude: np.ndarray | None  # (n, n_items) bool: never listed
-    cap: float = 0.0  # tune+post: the largest latent step (log_p is decoded there)
+    cap: np.ndarray | float = 0.0  # tune+post: (n,) the largest latent step per row (log_p is decoded there)
 
 
 @dataclass
@@ -108,7 +144,7 @@ def latent_inputs(
     n = weights.shape[0]
     if exclude is None and histories is not None:
         exclude = binary(histories).toarray() > 0
-    step = steerer.latent_step if latent_step is None else float(latent_step)
+    step = steerer.row_steps(weights) if latent_step is None else np.full(n, float(latent_step))
     if mode in ("tune", "tune+post"):
         if not steerer.latent:
             from .tags import SteeringError
@@ -118,8 +154,8 @@ def latent_inputs(
         if mode == "tune":
             return Inputs(None, start, direction, start, exclude)
         # tune+post: a capped step, or with no picks the tag centroids themselves (strength 1)
-        cap = 1.0 if histories is None else step
-        point = start + cap * direction
+        cap = np.ones(n) if histories is None else step
+        point = start + cap[:, None] * direction
         log_p = _decode_log_p(steerer, point)
         return Inputs(_excluded(log_p, exclude), start, direction, point, exclude, cap)
     if histories is None:
@@ -199,7 +235,7 @@ def solve(
         return Solution(log_scores, a, got, _status(got, want, a), point)
     # postfilter, tune+post: tilt the starting list
     log_p = inputs.log_p
-    step = np.full(n, inputs.cap) if mode == "tune+post" else None
+    step = np.broadcast_to(np.asarray(inputs.cap, dtype=np.float64), (n,)).copy() if mode == "tune+post" else None
     if share is None:
         a = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (n,)).copy()
         log_scores = log_p + log_boost_of(a)

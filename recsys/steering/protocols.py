@@ -36,7 +36,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..metrics import ndcg_at_k, recall_at_k
-from .calibration import LATENT_STEP_GRID
+from .calibration import LATENT_STEP_GRID, StepRule
 from .steerer import LATENT_MODES, Steerer
 from .tags import SteeringError, binary, dominant_tags, normalised_item_tags, tag_counts
 
@@ -105,7 +105,7 @@ def visible_steerer(
 ) -> Steerer:
     """A steerer of the same model built from other tags (``items``), over the same training points."""
     return Steerer.from_training(
-        full.model, train_histories, items, latent=latent, latent_step=full.latent_step, min_users=_min_users(full)
+        full.model, train_histories, items, latent=latent, step_rule=full.step_rule, min_users=_min_users(full)
     )
 
 
@@ -330,7 +330,19 @@ def summarise(per_user: pd.DataFrame, cfg: ProtocolConfig, metric: str = "tag re
 # ---------------------------------------------------------------------------------------------
 # the latent step, chosen on validation users
 # ---------------------------------------------------------------------------------------------
-def choose_latent_step(
+#: The rules :func:`choose_step_rule` tries (base, scale, offset); scale 0 rows are fixed steps.
+STEP_RULE_GRID: tuple[StepRule, ...] = tuple(
+    [StepRule(base=b, scale=0.0) for b in LATENT_STEP_GRID]
+    + [
+        StepRule(base=b, scale=s, offset=o)
+        for b in (0.0, 0.1, 0.2)
+        for s in (1.0, 2.0, 4.0)
+        for o in (0.3, 0.45, 0.6, 0.75)
+    ]
+)
+
+
+def choose_step_rule(
     full: Steerer,
     train_histories: sp.csr_matrix,
     train_items: pd.DataFrame,
@@ -338,46 +350,75 @@ def choose_latent_step(
     val_holdout: sp.csr_matrix,
     *,
     latent: np.ndarray | None = None,
-    grid: Sequence[float] = LATENT_STEP_GRID,
-    hidden: float = 0.5,
+    hidden: Sequence[float] = (0.5, 0.8),
     share: float = 0.5,
     ndcg_tolerance: float = 0.005,
+    rules: Sequence[StepRule] = STEP_RULE_GRID,
     cfg: ProtocolConfig | None = None,
-) -> tuple[float, pd.DataFrame]:
-    """tune+post's latent step: the one with the best held-out tag recall on validation users when
-    ``hidden`` of the tags are hidden (E3, uniform), among steps whose complete-tag NDCG stays within
-    ``ndcg_tolerance`` of the postfilter's (step 0 is the postfilter itself, so it always qualifies).
+) -> tuple[StepRule, pd.DataFrame]:
+    """tune+post's step rule, chosen on validation users (E2 targets, every mode at ``share``).
 
-    Returns (step, table of every step tried).
+    Every fixed step of :data:`LATENT_STEP_GRID` is evaluated once per condition: complete tags and
+    each ``hidden`` fraction hidden uniformly (seeded). A rule then maps each user's target tag, by how
+    complete it looks in that condition, to a step (snapped to the nearest evaluated one), so any
+    number of rules is compared without steering again. The chosen rule has the best mean tag recall
+    over the hidden conditions among rules whose complete-tag NDCG@n stays within ``ndcg_tolerance``
+    of the postfilter's (step 0, which always qualifies). Returns (rule, table of every rule tried).
     """
-    cfg = cfg or ProtocolConfig(shares=(share,), modes=("tune+post",))
+    cfg = cfg or ProtocolConfig()
     if not full.latent:
-        return 0.0, pd.DataFrame()
-    z = full.model.encode(binary(train_histories)) if latent is None else latent
-    pop = np.diff(binary(train_histories).tocsc().indptr)
-    vis = visible_steerer(full, train_histories, hide_tags(train_items, hidden, popularity=pop, seed=cfg.seed), z)
+        return StepRule(base=0.0), pd.DataFrame()
+    scfg = ProtocolConfig(**{**cfg.__dict__, "shares": (share,), "modes": ("tune+post",)})
+    x = binary(train_histories)
+    z = full.model.encode(x) if latent is None else latent
+    pop = np.diff(x.tocsc().indptr)
+    conditions = {0.0: full}
+    for h in hidden:
+        conditions[h] = visible_steerer(full, x, hide_tags(train_items, h, popularity=pop, seed=cfg.seed), z)
     foldin, holdout = _sample_users(val_foldin, val_holdout, cfg.n_users, cfg.seed)
     targets = target_heldout(full, foldin, holdout)
+    steps = np.asarray(LATENT_STEP_GRID, dtype=np.float64)
+    recall: dict[float, pd.DataFrame] = {}
+    ndcg: dict[float, pd.DataFrame] = {}
+    completeness: dict[float, pd.Series] = {}
+    for h, vis in conditions.items():
+        cols_r, cols_n = {}, {}
+        for s in steps:
+            frame = matched_share_eval(full, vis, foldin, holdout, targets, scfg, latent_step=float(s))
+            frame = frame[frame["mode"] == "tune+post"].set_index("user")
+            cols_r[s], cols_n[s] = frame["tag recall"], frame[f"NDCG@{cfg.n}"]
+        recall[h], ndcg[h] = pd.DataFrame(cols_r), pd.DataFrame(cols_n)
+        index = {t: j for j, t in enumerate(vis.centroids.tags)}
+        completeness[h] = pd.Series(
+            [vis.tag_completeness[index[targets[u]]] for u in recall[h].index], index=recall[h].index
+        )
+
+    def mean_at(table: pd.DataFrame, f: pd.Series, rule: StepRule) -> float:
+        snapped = np.abs(rule.steps(f.to_numpy())[:, None] - steps[None, :]).argmin(axis=1)
+        return float(table.to_numpy()[np.arange(len(table)), snapped].mean())
+
+    floor = float(ndcg[0.0][0.0].mean()) - ndcg_tolerance
     rows = []
-    for step in grid:
-        scfg = ProtocolConfig(**{**cfg.__dict__, "shares": (share,), "modes": ("tune+post",)})
-        hid = matched_share_eval(full, vis, foldin, holdout, targets, scfg, latent_step=step)
-        com = matched_share_eval(full, full, foldin, holdout, targets, scfg, latent_step=step)
-        pick = lambda df: df[df["mode"] == "tune+post"]
+    for rule in rules:
         rows.append(
             {
-                "step": float(step),
-                "tag recall (hidden)": float(pick(hid)["tag recall"].mean()) if len(hid) else float("nan"),
-                f"NDCG@{cfg.n} (complete)": float(pick(com)[f"NDCG@{cfg.n}"].mean()) if len(com) else float("nan"),
+                "rule": rule.describe(),
+                "base": rule.base,
+                "scale": rule.scale,
+                "offset": rule.offset,
+                f"NDCG@{cfg.n} (complete)": mean_at(ndcg[0.0], completeness[0.0], rule),
+                "tag recall (complete)": mean_at(recall[0.0], completeness[0.0], rule),
+                **{f"tag recall (hidden {h:g})": mean_at(recall[h], completeness[h], rule) for h in hidden},
             }
         )
     table = pd.DataFrame(rows)
-    base = table.loc[table["step"] == 0.0, f"NDCG@{cfg.n} (complete)"]
-    floor = (float(base.iloc[0]) if len(base) else table[f"NDCG@{cfg.n} (complete)"].max()) - ndcg_tolerance
-    ok = table[table[f"NDCG@{cfg.n} (complete)"] >= floor]
-    if ok.empty or ok["tag recall (hidden)"].isna().all():
-        return 0.0, table
-    return float(ok.loc[ok["tag recall (hidden)"].idxmax(), "step"]), table
+    hidden_cols = [f"tag recall (hidden {h:g})" for h in hidden]
+    table["tag recall (hidden, mean)"] = table[hidden_cols].mean(axis=1)
+    table["within budget"] = table[f"NDCG@{cfg.n} (complete)"] >= floor
+    ok = table[table["within budget"]]
+    best = ok.loc[ok["tag recall (hidden, mean)"].idxmax()] if len(ok) else table.iloc[0]
+    rule = StepRule(base=float(best["base"]), scale=float(best["scale"]), offset=float(best["offset"]))
+    return rule, table.sort_values("tag recall (hidden, mean)", ascending=False).reset_index(drop=True)
 
 
 def _sample_users(
@@ -471,7 +512,7 @@ class ProtocolResults:
     e1: pd.DataFrame
     e3: dict[tuple[float, str], pd.DataFrame]  # (hidden, bias) -> per-user rows; (0, "none") is E2
     e5: pd.DataFrame
-    latent_step: float
+    step_rule: StepRule
     step_table: pd.DataFrame
 
 
@@ -494,13 +535,13 @@ def run_protocols(
     train_x = binary(split.train.interactions)
     items = split.train.items
     z = steerer.model.encode(train_x) if steerer.latent else None
-    step, step_table = steerer.latent_step, pd.DataFrame()
+    rule, step_table = steerer.step_rule, pd.DataFrame()
     if choose_step and steerer.latent:
-        say("choosing the latent step on validation users")
-        step, step_table = choose_latent_step(
+        say("choosing tune+post's step rule on validation users")
+        rule, step_table = choose_step_rule(
             steerer, train_x, items, split.val_foldin, split.val_holdout, latent=z, cfg=cfg
         )
-    steerer.latent_step = step
+    steerer.step_rule = rule
     foldin, holdout = _sample_users(split.test_foldin, split.test_holdout, cfg.n_users, cfg.seed)
     e1 = pd.DataFrame()
     if "e1" in protocols:
@@ -533,4 +574,4 @@ def run_protocols(
     if "e5" in protocols and steerer.latent:
         say("E5: tags-only cold start")
         e5 = cold_start_tags(steerer, split.test_foldin, split.test_holdout, cfg)
-    return ProtocolResults(e1=e1, e3=e3, e5=e5, latent_step=step, step_table=step_table)
+    return ProtocolResults(e1=e1, e3=e3, e5=e5, step_rule=rule, step_table=step_table)

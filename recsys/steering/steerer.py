@@ -8,10 +8,11 @@ Modes (picked items are never recommended; strength 0 is the standard list in ev
 * **standard**: ``decode(encode(x))`` (``score(x)`` for non-latent models).
 * **postfilter**: ``p_i * b_i(alpha)`` (:mod:`.postfilter`).
 * **tune**: decode the moved point ``z + alpha (target - own)`` (:mod:`.tune`).
-* **tune+post**: a capped latent step ``z + s (target - own)`` with ``s`` = :attr:`Steerer.latent_step`
-  (chosen on validation users, :func:`.calibration.choose_latent_step`; not tied to alpha), then the
-  postfilter with ``alpha``. The step brings in items the latent space relates to the tags even when
-  they are untagged; the postfilter then meets the share.
+* **tune+post**: a capped latent step ``z + s (target - own)``, then the postfilter with ``alpha``.
+  ``s`` follows :attr:`Steerer.step_rule` (:class:`.calibration.StepRule`, chosen on validation users
+  by :func:`.protocols.choose_step_rule`; not tied to alpha): longer for a tag that looks incomplete
+  (:meth:`Steerer.tag_completeness`). The step brings in items the latent space relates to the tags
+  even when they are untagged; the postfilter then meets the share.
 
 **The dial.** A person sets a *target tag share* of the list (``share``), not alpha: alpha means
 different things per mode and model. Each mode solves, per person, the smallest strength that puts
@@ -40,7 +41,7 @@ import scipy.sparse as sp
 
 from ..data.dataset import tag_matrix as item_tag_matrix
 from ..models.base import LatentRecommender, Recommender, top_k
-from .calibration import DEFAULT_LATENT_STEP, LATENT_STEP_RANGE, Solution, solve
+from .calibration import Solution, StepRule, solve
 from .centroids import TagCentroids, compute_tag_centroids
 from .postfilter import target_count
 from .tags import (
@@ -64,6 +65,9 @@ LATENT_MODES: tuple[str, ...] = ("tune", "tune+post")
 ALPHA_RANGE: tuple[float, float] = (0.0, 100.0)
 BETA_RANGE: tuple[float, float] = (1e-3, 100.0)
 SHARE_RANGE: tuple[float, float] = (0.0, 1.0)
+
+#: Items per tag that :attr:`Steerer.tag_completeness` looks at (the ones the tag's centroid lifts most).
+COMPLETENESS_TOP = 50
 
 MODE_LABELS = {"standard": "standard", "postfilter": "postfiltered", "tune": "tuned", "tune+post": "tune+post"}
 
@@ -152,8 +156,8 @@ class Steerer:
         Training users per item, for the cold-start list.
     population_point : ndarray (d,), optional
         Mean latent point of the training users (cold start's starting point).
-    latent_step : float
-        tune+post's latent step ``s`` (chosen on validation users at training time).
+    step_rule : StepRule
+        tune+post's latent step per tag (chosen on validation users at training time).
     """
 
     def __init__(
@@ -165,7 +169,7 @@ class Steerer:
         centroids: TagCentroids | None,
         item_popularity: np.ndarray,
         population_point: np.ndarray | None = None,
-        latent_step: float = DEFAULT_LATENT_STEP,
+        step_rule: StepRule | None = None,
     ):
         if not model.is_fitted:
             raise ValueError("the model is not fitted")
@@ -180,7 +184,10 @@ class Steerer:
         self.centroids = centroids if isinstance(model, LatentRecommender) else None
         self.item_popularity = np.asarray(item_popularity, dtype=np.float64)
         self.population_point = population_point
-        self.latent_step = _check_range("latent step", latent_step, LATENT_STEP_RANGE)
+        self.step_rule = step_rule or StepRule()
+        for name, v in self.step_rule.to_json().items():
+            _check_range(f"step rule {name}", v, (0.0, 100.0))
+        self._completeness: np.ndarray | None = None
         self._item_index = {str(v): i for i, v in enumerate(self.items["item_id"])}
         # the list columns as arrays, so a list is fancy indexing, not a DataFrame slice (20k items: ~1 ms a list)
         self._ids = self.items["item_id"].astype(str).to_numpy()
@@ -216,7 +223,7 @@ class Steerer:
         max_tags: int = DEFAULT_MAX_TAGS,
         min_items: int = DEFAULT_MIN_ITEMS,
         min_users: int = DEFAULT_MIN_USERS,
-        latent_step: float = DEFAULT_LATENT_STEP,
+        step_rule: StepRule | None = None,
         latent: np.ndarray | None = None,
     ) -> Steerer:
         """Curate the vocabulary and compute centroids from the training users (at training time).
@@ -242,7 +249,7 @@ class Steerer:
             centroids=centroids,
             item_popularity=popularity,
             population_point=population,
-            latent_step=latent_step,
+            step_rule=step_rule,
         )
 
     def to_registry(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -253,7 +260,8 @@ class Steerer:
             "centroid_tags": [],
             "rule": None,
             "min_users": None,
-            "latent_step": self.latent_step,
+            "latent_step": self.step_rule.base,
+            "latent_step_rule": self.step_rule.to_json(),
         }
         if self.centroids is not None:
             arrays["steering.centroids"] = self.centroids.centroids
@@ -279,7 +287,7 @@ class Steerer:
                 rule=str(info.get("rule") or "share"),
                 min_users=int(info.get("min_users") or DEFAULT_MIN_USERS),
             )
-        step = info.get("latent_step")
+        rule = info.get("latent_step_rule", info.get("latent_step"))
         return cls(
             model,
             items,
@@ -287,7 +295,7 @@ class Steerer:
             centroids=centroids,
             item_popularity=arrays["steering.item_popularity"],
             population_point=arrays.get("steering.population_point"),
-            latent_step=DEFAULT_LATENT_STEP if step is None else float(step),
+            step_rule=None if rule is None else StepRule.from_json(rule),
         )
 
     @classmethod
@@ -400,6 +408,37 @@ class Steerer:
         total = counts.sum(axis=1, keepdims=True)
         own = (counts / np.maximum(total, 1.0)) @ self.centroids.centroids.astype(np.float64)
         return np.where(total > 0, own, np.asarray(z, dtype=np.float64))
+
+    @property
+    def tag_completeness(self) -> np.ndarray:
+        """(n_centroid_tags,) how complete each tag looks: of the items its centroid lifts most over the
+        average listener (``log p(c_t) - log p(zbar)``, the top :data:`COMPLETENESS_TOP`), the share that
+        carry the tag. Complete tags score high; a tag missing from most of its items scores low.
+        """
+        if self._completeness is None:
+            from .calibration import _decode_log_p
+
+            cents = self.centroids.centroids.astype(np.float64)
+            zbar = np.asarray(
+                cents.mean(axis=0) if self.population_point is None else self.population_point, dtype=np.float64
+            )
+            lift = _decode_log_p(self, cents) - _decode_log_p(self, zbar[None])
+            top_n = int(min(COMPLETENESS_TOP, max(1, self.model.n_items_ // 10)))
+            top = np.argpartition(-lift, top_n - 1, axis=1)[:, :top_n]
+            tagged = self.tag_matrix[:, self._cent_cols].toarray().T > 0  # (T_c, n_items)
+            self._completeness = np.take_along_axis(tagged, top, axis=1).mean(axis=1)
+        return self._completeness
+
+    def row_steps(self, weights: np.ndarray) -> np.ndarray:
+        """(n,) tune+post's latent step per row of betas: the rule's steps of the chosen tags, weight-averaged."""
+        weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+        if not self.latent:
+            return np.full(weights.shape[0], self.step_rule.base)
+        w = weights[:, self._cent_cols]
+        total = w.sum(axis=1)
+        per_tag = self.step_rule.steps(self.tag_completeness)
+        steps = (w @ per_tag) / np.where(total > 0, total, 1.0)
+        return np.where(total > 0, steps, self.step_rule.base)
 
     def on_target_rows(self, weights: np.ndarray) -> np.ndarray:
         """(n, n_items) bool: the item carries at least one tag chosen in that row of betas."""

@@ -43,7 +43,7 @@ def solve_trajectory(
     counts: np.ndarray,
     k: int,
     *,
-    alpha_max: float = TUNE_ALPHA_MAX,
+    alpha_max: float | np.ndarray = TUNE_ALPHA_MAX,
     grid_points: int = GRID_POINTS,
     refine_passes: int = REFINE_PASSES,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -61,7 +61,7 @@ def solve_trajectory(
     n = start.shape[0]
     counts = np.asarray(counts, dtype=np.int64)
     lo = np.zeros(n)
-    hi = np.full(n, float(alpha_max))
+    hi = np.broadcast_to(np.asarray(alpha_max, dtype=np.float64), (n,)).copy()
     frac = np.linspace(0.0, 1.0, grid_points)
 
     def counts_on(grid: np.ndarray) -> np.ndarray:  # grid (n, G) -> counts (n, G)
