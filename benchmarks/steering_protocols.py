@@ -146,6 +146,8 @@ def run() -> None:
                 piv = e5.pivot_table(index=["seed", "user"], columns="method", values=f"NDCG@{cfg.n}")
                 diff = (piv["centroids"] - piv["postfiltered popularity"]).to_numpy()
                 lo, hi = bootstrap_ci(diff, cfg.n_boot, cfg.seed)
+                diff_f = (piv["centroids, tag-filtered"] - piv["tag-filtered popularity"]).to_numpy()
+                lo_f, hi_f = bootstrap_ci(diff_f, cfg.n_boot, cfg.seed)
                 for method, g in e5.groupby("method", sort=False):
                     e5_rows.append(
                         {
@@ -159,6 +161,9 @@ def run() -> None:
                             "Δ NDCG centroids vs postfiltered popularity": diff.mean(),
                             "CI low": lo,
                             "CI high": hi,
+                            "Δ NDCG tag-filtered: centroids vs popularity": diff_f.mean(),
+                            "CI low (filtered)": lo_f,
+                            "CI high (filtered)": hi_f,
                         }
                     )
     elapsed = time.time() - t_start

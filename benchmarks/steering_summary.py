@@ -5,7 +5,7 @@ With ``--figures`` it also redraws the committed trade-off figures from the CSVs
 
 For every model and mode: held-out NDCG@100 with no steering, the smallest swept alpha whose mean
 target-tag share@20 reaches 0.5, and the NDCG@100 left at a share of 0.5 (linear interpolation
-between the two swept alphas around it). Writes benchmarks/results/steering/README.md.
+between the two swept alphas around it). Writes benchmarks/results/steering/alpha_sweeps.md.
 
     python benchmarks/steering_summary.py [--figures]
 """
@@ -90,8 +90,8 @@ def main() -> int:
             shown[c] = shown[c].map(lambda v: "—" if np.isnan(v) else f"{v:.3f}")
     lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
     lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in shown.itertuples(index=False)]
-    text = (ROOT / "README.header.md").read_text() + "\n" + "\n".join(lines) + "\n"
-    (ROOT / "README.md").write_text(text)
+    text = (ROOT / "alpha_sweeps.header.md").read_text() + "\n" + "\n".join(lines) + "\n"
+    (ROOT / "alpha_sweeps.md").write_text(text)
     print("\n".join(lines))
     return 0
 

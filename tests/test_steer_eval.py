@@ -131,6 +131,25 @@ def test_steer_eval_command_writes_table_and_figure(tmp_path: Path, small, monke
     assert "Smallest swept alpha" in capsys.readouterr().out
 
 
+def test_steer_eval_protocols_writes_the_matched_share_tables(tmp_path: Path, small, monkeypatch, capsys) -> None:
+    reg = Registry(tmp_path / "reg")
+    cfg = {"family": "mlp", "dataset": "synthetic", "seed": 0, "n_heldout_users": 50, "model_id": "m",
+           "params": {"epochs": 20, "latent_dim": 16, "hidden_dim": 32}}  # fmt: skip
+    train_from_config(cfg, dataset=small, registry=reg)
+    stored = Registry(reg.root).load("m").manifest["info"]["steering"]["latent_step_rule"]
+    assert set(stored) == {"base", "scale", "offset"}  # chosen on validation users at training time
+    monkeypatch.setattr(cli, "_load_dataset", lambda name, data_dir: small)
+    out = tmp_path / "out"
+    argv = ["steer-eval", "--model", "m", "--registry", str(reg.root), "--out", str(out), "--users", "30"]
+    argv += ["--protocols", "e2,e3,e5", "--shares", "0.5", "--keep-step"]
+    assert cli.main(argv) == 0
+    md = (out / "protocols_m.md").read_text()
+    assert "E2: the tag the held-out items carry more" in md and "E3: 80% of tags hidden (popularity)" in md
+    assert "E5: tags-only cold start" in md and "E1" not in md and "command:" in md
+    assert cli.main([*argv[:-5], "--protocols", "e4"]) == 2
+    assert "unknown protocols ['e4']" in capsys.readouterr().err
+
+
 def test_steer_eval_refuses_changed_data(tmp_path: Path, small, monkeypatch, capsys) -> None:
     reg = Registry(tmp_path / "reg")
     cfg = {"family": "ease", "dataset": "synthetic", "seed": 0, "n_heldout_users": 50, "model_id": "e", "params": {}}

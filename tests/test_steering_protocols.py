@@ -105,8 +105,15 @@ def test_with_hidden_tags_the_visible_share_is_matched_and_the_true_share_is_hig
 def test_tags_only_cold_start_compares_four_lists(steerers, split) -> None:  # noqa: F811
     e5 = cold_start_tags(steerers["mlp"], split.test_foldin, split.test_holdout, CFG)
     means = e5.groupby("method")[["NDCG@100", "share@20"]].mean()
-    assert set(means.index) == {"centroids", "postfiltered popularity", "tag-filtered popularity", "popularity"}
+    assert set(means.index) == {
+        "centroids",
+        "postfiltered popularity",
+        "centroids, tag-filtered",
+        "tag-filtered popularity",
+        "popularity",
+    }
     assert means.loc["tag-filtered popularity", "share@20"] == pytest.approx(1.0)
+    assert means.loc["centroids, tag-filtered", "share@20"] == pytest.approx(1.0)
     # the postfiltered popularity list is matched to the centroid list's share, person by person
     assert means.loc["postfiltered popularity", "share@20"] == pytest.approx(
         means.loc["centroids", "share@20"], abs=0.03

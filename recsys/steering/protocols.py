@@ -439,9 +439,11 @@ def cold_start_tags(
 ) -> pd.DataFrame:
     """E5: per user, lists from the ``n_tags`` steerable tags their fold-in carries most (weights by
     count), with no picks: ``centroids`` (decode the weighted tag centroids), ``postfiltered
-    popularity`` (popularity postfiltered to the centroid list's own share), ``tag-filtered
-    popularity`` (the most popular items carrying a chosen tag) and ``popularity``. Fold-in items
-    are not ranked (as in every protocol here); relevance is the held-out items.
+    popularity`` (popularity postfiltered to the centroid list's own share), ``centroids,
+    tag-filtered`` (the decoded centroids postfiltered until the top ``n`` all carry a chosen tag:
+    tune+post's cold start at share 1), ``tag-filtered popularity`` (the same for popularity) and
+    ``popularity``. Fold-in items are not ranked (as in every protocol here); relevance is the
+    held-out items.
     """
     if not steerer.latent:
         raise SteeringError("tags-only cold start from centroids needs a latent model with tag centroids")
@@ -464,10 +466,12 @@ def cold_start_tags(
     post = steerer.steer(None, weights, "postfilter", share=cent_share, k=cfg.k, n_rank=cfg.n, exclude=foldin)
     popular = steerer.steer(None, weights, "standard", alpha=0.0, k=cfg.k, n_rank=cfg.n, exclude=foldin)
     filt = steerer.steer(None, weights, "postfilter", share=1.0, k=cfg.n, n_rank=cfg.n, exclude=foldin)
+    cent_filt = steerer.steer(None, weights, "tune+post", share=1.0, k=cfg.n, n_rank=cfg.n, exclude=foldin)
     frames = []
     for name, r in (
         ("centroids", cent),
         ("postfiltered popularity", post),
+        ("centroids, tag-filtered", cent_filt),
         ("tag-filtered popularity", filt),
         ("popularity", popular),
     ):
