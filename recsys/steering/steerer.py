@@ -55,7 +55,6 @@ from .tags import (
     normalised_item_tags,
     tag_counts,
 )
-from .tune import TUNE_ALPHA_MAX
 
 MODES: tuple[str, ...] = ("standard", "postfilter", "tune", "tune+post")
 LATENT_MODES: tuple[str, ...] = ("tune", "tune+post")
@@ -565,7 +564,7 @@ class Steerer:
                     z_tuned = r.point[0]
             frame = self._frame(r.top[0], r.scores[0], on_target)
             tag_share = float(frame["on_target"].mean()) if tags and len(frame) else float("nan")
-            label, note = self._label(m, cold, steered, status, share, tag_share, alpha_used, k)
+            label, note = self._label(m, cold, steered, status, share, tag_share, k)
             lists[m] = ModeList(
                 mode=m,
                 items=frame,
@@ -597,7 +596,6 @@ class Steerer:
         status: str,
         share: float | None,
         got: float,
-        alpha: float,
         k: int,
     ) -> tuple[str, str]:
         """(column label, note) of one mode's list."""
@@ -696,10 +694,6 @@ class Steerer:
         x = self.history(picks) if len(picks) else None
         start, direction = latent_start(self, x, self.tag_weights(tags))
         return start[0][None, :] + alphas[:, None] * direction[0][None, :]
-
-
-#: tune's largest strength, re-exported for the page's readouts
-__all__ = ["LATENT_MODES", "MODES", "TUNE_ALPHA_MAX", "ModeList", "Ranked", "Steerer", "SteeringResult"]
 
 
 def steering_registry_parts(
