@@ -177,3 +177,15 @@ def test_tags_that_look_incomplete_get_a_longer_step(steerers, split) -> None:  
         np.testing.assert_allclose(st_.row_steps(w)[0], rule.steps(full_f[:1])[0])
     finally:
         st_.step_rule = StepRule()
+
+
+def test_importing_the_library_and_its_steering_loads_neither_torch_nor_streamlit() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, recsys, recsys.steering, recsys.steering.protocols, recsys.steering.evaluation; "
+        "print(sorted(m for m in ('torch', 'streamlit') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
