@@ -356,14 +356,17 @@ def choose_step_rule(
     rules: Sequence[StepRule] = STEP_RULE_GRID,
     cfg: ProtocolConfig | None = None,
 ) -> tuple[StepRule, pd.DataFrame]:
-    """tune+post's step rule, chosen on validation users (E2 targets, every mode at ``share``).
+    """tune+post's step rule, chosen on validation users (every mode at ``share``).
 
-    Every fixed step of :data:`LATENT_STEP_GRID` is evaluated once per condition: complete tags and
-    each ``hidden`` fraction hidden uniformly (seeded). A rule then maps each user's target tag, by how
+    Every fixed step of :data:`LATENT_STEP_GRID` is evaluated once per condition: complete tags with
+    E2 targets (the tag the held-out items carry more) and with E1 targets (a random tag that is not
+    the user's dominant one: a person asking for something new), and E2 targets with each ``hidden``
+    fraction of the tags hidden uniformly (seeded). A rule then maps each user's target tag, by how
     complete it looks in that condition, to a step (snapped to the nearest evaluated one), so any
     number of rules is compared without steering again. The chosen rule has the best mean tag recall
     over the hidden conditions among rules whose complete-tag NDCG@n stays within ``ndcg_tolerance``
-    of the postfilter's (step 0, which always qualifies). Returns (rule, table of every rule tried).
+    of the postfilter's (step 0, which always qualifies) for both kinds of target. Returns (rule,
+    table of every rule tried).
     """
     cfg = cfg or ProtocolConfig()
     if not full.latent:
@@ -372,25 +375,29 @@ def choose_step_rule(
     x = binary(train_histories)
     z = full.model.encode(x) if latent is None else latent
     pop = np.diff(x.tocsc().indptr)
-    conditions = {0.0: full}
+    conditions: dict = {0.0: full, "random": full}
     for h in hidden:
         conditions[h] = visible_steerer(full, x, hide_tags(train_items, h, popularity=pop, seed=cfg.seed), z)
     foldin, holdout = _sample_users(val_foldin, val_holdout, cfg.n_users, cfg.seed)
     targets = target_heldout(full, foldin, holdout)
+    random_targets = target_random(full, foldin, cfg.seed)
     steps = np.asarray(LATENT_STEP_GRID, dtype=np.float64)
-    recall: dict[float, pd.DataFrame] = {}
-    ndcg: dict[float, pd.DataFrame] = {}
-    completeness: dict[float, pd.Series] = {}
+    recall: dict = {}
+    ndcg: dict = {}
+    completeness: dict = {}
     for h, vis in conditions.items():
         cols_r, cols_n = {}, {}
+        wanted = random_targets if h == "random" else targets
         for s in steps:
-            frame = matched_share_eval(full, vis, foldin, holdout, targets, scfg, latent_step=float(s))
+            frame = matched_share_eval(
+                full, vis, foldin, holdout, wanted, scfg, latent_step=float(s), require_heldout_target=h != "random"
+            )
             frame = frame[frame["mode"] == "tune+post"].set_index("user")
             cols_r[s], cols_n[s] = frame["tag recall"], frame[f"NDCG@{cfg.n}"]
         recall[h], ndcg[h] = pd.DataFrame(cols_r), pd.DataFrame(cols_n)
         index = {t: j for j, t in enumerate(vis.centroids.tags)}
         completeness[h] = pd.Series(
-            [vis.tag_completeness[index[targets[u]]] for u in recall[h].index], index=recall[h].index
+            [vis.tag_completeness[index[wanted[u]]] for u in recall[h].index], index=recall[h].index
         )
 
     def mean_at(table: pd.DataFrame, f: pd.Series, rule: StepRule) -> float:
@@ -398,6 +405,7 @@ def choose_step_rule(
         return float(table.to_numpy()[np.arange(len(table)), snapped].mean())
 
     floor = float(ndcg[0.0][0.0].mean()) - ndcg_tolerance
+    floor_random = float(ndcg["random"][0.0].mean()) - ndcg_tolerance
     rows = []
     for rule in rules:
         rows.append(
@@ -407,6 +415,7 @@ def choose_step_rule(
                 "scale": rule.scale,
                 "offset": rule.offset,
                 f"NDCG@{cfg.n} (complete)": mean_at(ndcg[0.0], completeness[0.0], rule),
+                f"NDCG@{cfg.n} (complete, random tag)": mean_at(ndcg["random"], completeness["random"], rule),
                 "tag recall (complete)": mean_at(recall[0.0], completeness[0.0], rule),
                 **{f"tag recall (hidden {h:g})": mean_at(recall[h], completeness[h], rule) for h in hidden},
             }
@@ -414,7 +423,9 @@ def choose_step_rule(
     table = pd.DataFrame(rows)
     hidden_cols = [f"tag recall (hidden {h:g})" for h in hidden]
     table["tag recall (hidden, mean)"] = table[hidden_cols].mean(axis=1)
-    table["within budget"] = table[f"NDCG@{cfg.n} (complete)"] >= floor
+    table["within budget"] = (table[f"NDCG@{cfg.n} (complete)"] >= floor) & (
+        table[f"NDCG@{cfg.n} (complete, random tag)"] >= floor_random
+    )
     ok = table[table["within budget"]]
     best = ok.loc[ok["tag recall (hidden, mean)"].idxmax()] if len(ok) else table.iloc[0]
     rule = StepRule(base=float(best["base"]), scale=float(best["scale"]), offset=float(best["offset"]))
