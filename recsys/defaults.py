@@ -32,6 +32,7 @@ from .model_extras import compute_extras
 from .models import get_model_class
 from .models.base import Recommender
 from .registry import Registry
+from .steering.calibration import StepRule
 from .threads import training_torch_threads
 
 logger = logging.getLogger("recsys")
@@ -51,18 +52,26 @@ class DefaultModel:
     model_id: str
     family: str
     params: dict[str, Any] = field(default_factory=dict)
+    #: tune+post's step rule (``StepRule.to_json()``), chosen offline on the demo's data by
+    #: ``python benchmarks/demo_step_rules.py`` (the demo's first start skips choosing it). None:
+    #: chosen on validation users while building (about 20-45 s a latent model on 2 cores).
+    step_rule: dict[str, float] | None = None
 
+
+#: tune+post's step rules of the demo's latent models, chosen on validation users of the demo's data
+#: by ``python benchmarks/demo_step_rules.py`` (benchmarks/results/steering/demo_step_rules.md).
+_DEMO_RULE = {"base": 0.2, "scale": 4.0, "offset": 0.3}
 
 #: The demo's models, in build order (cheap first, so the app has something to show early).
 #: Families other than popularity and EASE use their class defaults until their authors tune them.
 DEFAULT_MODELS: list[DefaultModel] = [
     DefaultModel("popularity-synthetic", "popularity"),
     DefaultModel("ease-synthetic", "ease", {"l2": 200.0}),  # best of 50..2000 on validation users
-    DefaultModel("svd-synthetic", "svd"),
-    DefaultModel("mlp-synthetic", "mlp"),
-    DefaultModel("multvae-synthetic", "multvae"),
-    DefaultModel("flow-synthetic", "flow"),
-    DefaultModel("mlp_flow-synthetic", "mlp_flow"),
+    DefaultModel("svd-synthetic", "svd", step_rule=_DEMO_RULE),
+    DefaultModel("mlp-synthetic", "mlp", step_rule=_DEMO_RULE),
+    DefaultModel("multvae-synthetic", "multvae", step_rule=_DEMO_RULE),
+    DefaultModel("flow-synthetic", "flow", step_rule={"base": 0.0, "scale": 4.0, "offset": 0.3}),
+    DefaultModel("mlp_flow-synthetic", "mlp_flow", step_rule=_DEMO_RULE),
 ]
 
 
@@ -124,7 +133,8 @@ def _fit_and_save(
         split.test_holdout,
         reducer_factory=reducer_factory,
         map_progress=on_map,
-        validation=(split.val_foldin, split.val_holdout),
+        validation=None if spec.step_rule is not None else (split.val_foldin, split.val_holdout),
+        step_rule=None if spec.step_rule is None else StepRule.from_json(spec.step_rule),
     )
     info = {
         **extra_info,

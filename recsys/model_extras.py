@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from .data.dataset import Dataset
 from .models.base import Recommender
+from .steering.calibration import StepRule
 
 logger = logging.getLogger("recsys")
 
@@ -50,6 +51,7 @@ def compute_extras(
     reducer_factory: Callable[..., Any] | None = None,
     map_progress: Callable[[int, float, dict], None] | None = None,
     validation: tuple[sp.csr_matrix, sp.csr_matrix] | None = None,
+    step_rule: StepRule | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """(extras arrays, info entries) for ``Registry.save(extras=..., info={**info, ...})``.
 
@@ -57,13 +59,14 @@ def compute_extras(
     training users), in the model's columns. ``with_map``: build the latent map (latent models);
     ``reducer_factory`` replaces UMAP (tests pass :func:`recsys.projection.pca_reducer`).
     ``validation``: (fold-in, held-out) of validation users; latent models then get tune+post's
-    step rule chosen on them (:func:`recsys.steering.protocols.choose_step_rule`), else the default.
+    step rule chosen on them (:func:`recsys.steering.protocols.choose_step_rule`), unless
+    ``step_rule`` gives it (chosen before: the demo's); else the default rule.
     """
     from .models.base import LatentRecommender
     from .steering import Steerer
 
-    steerer = Steerer.from_training(model, train.interactions, train.items)
-    if validation is not None and steerer.latent and len(steerer.steerable_tags) >= 2:
+    steerer = Steerer.from_training(model, train.interactions, train.items, step_rule=step_rule)
+    if step_rule is None and validation is not None and steerer.latent and len(steerer.steerable_tags) >= 2:
         from .steering.protocols import ProtocolConfig, choose_step_rule
 
         rule, table = choose_step_rule(

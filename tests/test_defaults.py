@@ -138,3 +138,22 @@ def test_main_exits_1_when_a_model_fails(tmp_path: Path, small, monkeypatch, cap
     monkeypatch.setattr(defaults, "DEFAULT_MODELS", [DefaultModel("ease-synthetic", "ease", {"l2": 0.0})])
     assert defaults.main(["--registry", str(tmp_path), "--quiet"]) == 1
     assert "could not build ease-synthetic" in capsys.readouterr().err
+
+
+def test_a_committed_step_rule_is_stored_and_not_chosen_again(tmp_path: Path, small, monkeypatch) -> None:
+    import recsys.steering.protocols as protocols
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the demo's models carry their rule: nothing to choose while building")
+
+    monkeypatch.setattr(protocols, "choose_step_rule", forbidden)
+    rule = {"base": 0.1, "scale": 2.0, "offset": 0.45}
+    spec = DefaultModel("mlp-synthetic", "mlp", {"epochs": 3, "latent_dim": 8, "hidden_dim": 16}, step_rule=rule)
+    build_default_registry(Registry(tmp_path), dataset=small, models=[spec], n_heldout_users=30)
+    stored = Registry(tmp_path).load("mlp-synthetic").manifest["info"]["steering"]["latent_step_rule"]
+    assert stored == rule
+
+
+def test_every_latent_default_model_carries_a_chosen_step_rule() -> None:
+    latent = [m for m in DEFAULT_MODELS if m.family not in ("popularity", "ease")]
+    assert latent and all(m.step_rule is not None and set(m.step_rule) == {"base", "scale", "offset"} for m in latent)
