@@ -173,6 +173,7 @@ def run() -> None:
         df.to_csv(out / f"{name}.csv", index=False)
     steps_df.to_csv(out / "latent_steps.csv", index=False)
     (out / "elapsed_s.txt").write_text(f"{elapsed:.0f}\n")
+    (out / "command.txt").write_text(" ".join(["python", "benchmarks/steering_protocols.py", *sys.argv[1:]]) + "\n")
     write_markdown(out, out_e3, out_e1, out_e5, steps_df, cfg, elapsed, sys.argv[1:])
     print(f"written to {out}")
 
@@ -185,6 +186,7 @@ def merge(dirs: list[Path], out: Path, argv: list[str]) -> None:
         for name in ("incomplete_tags", "matched_share_e1", "cold_start_tags", "latent_steps")
     }
     elapsed = max(float((d / "elapsed_s.txt").read_text()) for d in dirs)
+    runs = [(d / "command.txt").read_text().strip() for d in dirs if (d / "command.txt").exists()]
     for name, df in frames.items():
         df.to_csv(out / f"{name}.csv", index=False)
     write_markdown(
@@ -196,6 +198,7 @@ def merge(dirs: list[Path], out: Path, argv: list[str]) -> None:
         cfg,
         elapsed,
         argv,
+        runs,
     )
     print(f"merged {len(dirs)} runs into {out}")
 
@@ -209,6 +212,7 @@ def write_markdown(
     cfg: ProtocolConfig,
     elapsed: float,
     args: list[str],
+    runs: list[str] | None = None,
 ) -> None:
     argv = ["python", "benchmarks/steering_protocols.py", *args]
     lines = [
@@ -228,6 +232,8 @@ def write_markdown(
         + ", ".join(f"{r.data} {r.model} s{r.seed}: {r.base:g}/{r.scale:g}/{r.offset:g}" for r in steps.itertuples())
         + "."
     )
+    if runs:
+        notes += " Merged from the runs `" + "`, `".join(runs) + "` (models: `benchmarks/steering_models.sh`)."
     write_result(
         out / "incomplete_tags.md",
         title="Steering with incomplete tags (E2, E3)",
