@@ -244,7 +244,7 @@ def write_markdown(
     write_result(
         out / "matched_share_e1.md",
         title="Steering at matched share, random non-dominant tag (E1)",
-        table=sweep_table(e1),
+        table=sweep_table(e1.rename(columns={"delta": "Δ NDCG@100 vs postfilter"})),
         argv=argv,
         notes=notes,
     )
