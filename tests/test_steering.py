@@ -28,8 +28,8 @@ from recsys.steering import (
     compute_tag_centroids,
     curate_vocabulary,
     item_tag_matrix,
+    log_tag_boost,
     normalise_tag,
-    tag_boost,
     tag_shares,
     to_probabilities,
 )
@@ -83,7 +83,7 @@ def test_normalise_tag(raw: str, expected: str) -> None:
 def test_tag_boost_hand_computed() -> None:
     # items: 0 has tags {a}, 1 has {a, b}, 2 has none
     m = item_tag_matrix([("a",), ("a", "b"), ()], ["a", "b"])
-    boost = tag_boost(m, np.array([0, 1]), np.array([1.0, 3.0]), np.array([0.0, 1.0, 2.0]))
+    boost = np.exp(log_tag_boost(m, np.array([0, 1]), np.array([1.0, 3.0]), np.array([0.0, 1.0, 2.0])))
     np.testing.assert_allclose(boost[0], [1, 1, 1])
     np.testing.assert_allclose(boost[1], [2.0, (2.0 + 4.0) / 2, 1.0])
     np.testing.assert_allclose(boost[2], [4.0, (4.0 + 16.0) / 2, 1.0])

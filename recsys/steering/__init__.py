@@ -18,7 +18,7 @@ One module per job:
 from ..data.dataset import tag_matrix as item_tag_matrix
 from .calibration import DEFAULT_LATENT_STEP, LATENT_STEP_GRID, LATENT_STEP_RANGE, StepRule
 from .centroids import CENTROID_RULES, TagCentroids, compute_tag_centroids
-from .postfilter import log_tag_boost, solve_postfilter, tag_boost, target_count, to_log_probabilities, to_probabilities
+from .postfilter import log_tag_boost, solve_postfilter, target_count, to_log_probabilities, to_probabilities
 from .steerer import (
     ALPHA_RANGE,
     BETA_RANGE,
@@ -30,7 +30,6 @@ from .steerer import (
     Ranked,
     Steerer,
     SteeringResult,
-    steering_registry_parts,
 )
 from .tags import (
     DEFAULT_MAX_TAGS,
@@ -76,8 +75,6 @@ __all__ = [
     "normalise_tag",
     "normalised_item_tags",
     "solve_postfilter",
-    "steering_registry_parts",
-    "tag_boost",
     "tag_counts",
     "tag_shares",
     "target_count",

@@ -18,8 +18,6 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 
-#: Largest log boost factor :func:`tag_boost` returns (scores are probabilities, so products stay finite).
-_MAX_LOG_BOOST = 600.0
 #: Floor of log-probabilities (a min-max normalised minimum is exactly 0; log 0 would never move).
 _LOG_FLOOR = -690.0
 
@@ -50,22 +48,6 @@ def to_log_probabilities(scores: np.ndarray, score_kind: str) -> np.ndarray:
         return -np.logaddexp(0.0, -s)
     with np.errstate(divide="ignore"):
         return np.maximum(np.log(to_probabilities(s, score_kind)), _LOG_FLOOR)
-
-
-def tag_boost(tag_matrix: sp.csr_matrix, tag_cols: np.ndarray, betas: np.ndarray, alphas: np.ndarray) -> np.ndarray:
-    """(len(alphas), n_items): mean over the chosen tags an item has of ``(1 + beta_t)^alpha``; 1 if none.
-
-    ``tag_cols`` index the chosen tags' columns of ``tag_matrix``; ``betas`` their weights. A row
-    whose largest factor would pass ``e^600`` is divided by a constant that brings it to ``e^600``:
-    the ranking is unchanged and every score stays finite. Ranking code uses :func:`log_tag_boost`.
-    """
-    sel = tag_matrix[:, tag_cols]  # (n_items, T)
-    count = np.asarray(sel.sum(axis=1)).ravel()
-    log_f = np.asarray(alphas, dtype=np.float64)[:, None] * np.log1p(betas[None, :])  # (A, T)
-    shift = np.maximum(log_f.max(axis=1, initial=0.0) - _MAX_LOG_BOOST, 0.0)[:, None]  # (A, 1)
-    factors = np.exp(log_f - shift)
-    total = np.asarray(sel @ factors.T).T  # (A, n_items)
-    return np.where(count > 0, total / np.maximum(count, 1.0), np.exp(-shift))
 
 
 def log_tag_boost(tag_matrix: sp.csr_matrix, tag_cols: np.ndarray, betas: np.ndarray, alphas: np.ndarray) -> np.ndarray:

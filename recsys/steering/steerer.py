@@ -694,10 +694,3 @@ class Steerer:
         x = self.history(picks) if len(picks) else None
         start, direction = latent_start(self, x, self.tag_weights(tags))
         return start[0][None, :] + alphas[:, None] * direction[0][None, :]
-
-
-def steering_registry_parts(
-    model: Recommender, train_histories: sp.csr_matrix, items: pd.DataFrame, **kwargs: Any
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Compute and package the steering data of a freshly trained model for ``Registry.save``."""
-    return Steerer.from_training(model, train_histories, items, **kwargs).to_registry()

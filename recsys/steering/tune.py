@@ -27,13 +27,6 @@ GRID_POINTS = 9
 REFINE_PASSES = 2
 
 
-def tuned_points(z: np.ndarray, own: np.ndarray, target: np.ndarray, alphas: np.ndarray) -> np.ndarray:
-    """(len(alphas), n, d): ``z + alpha (target - own)`` for every alpha (target (d,) or (n, d))."""
-    direction = np.asarray(target, dtype=np.float64) - np.asarray(own, dtype=np.float64)  # (n, d)
-    a = np.asarray(alphas, dtype=np.float64)[:, None, None]
-    return np.asarray(z, dtype=np.float64)[None] + a * direction[None]
-
-
 def solve_trajectory(
     start: np.ndarray,
     direction: np.ndarray,
