@@ -119,8 +119,7 @@ def latent_start(
         target[has] = steerer.target_points(weights[has])
     if histories is None:
         zbar = steerer.population_point
-        start = np.repeat(np.asarray(target if zbar is None else zbar[None], dtype=np.float64), 1, axis=0)
-        start = np.broadcast_to(start, (n, d)).copy()
+        start = np.broadcast_to(np.asarray(target if zbar is None else zbar[None], dtype=np.float64), (n, d)).copy()
         own = start
     else:
         start = steerer.model.encode(histories).astype(np.float64)
@@ -136,25 +135,30 @@ def latent_inputs(
     mode: str,
     latent_step: float | None,
     exclude: np.ndarray | None = None,
+    path: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Inputs:
     """The starting list or path of ``mode`` for each row (one encode, at most one decode).
 
-    ``exclude`` (n, n_items) bool: items never listed (default: the histories' items).
+    ``exclude`` (n, n_items) bool: items never listed (default: the histories' items). ``path``:
+    :func:`latent_start` of the same rows when already computed (tune and tune+post share it).
+    The inputs of "standard" serve the postfilter too (they do not depend on the tags).
     """
     n = weights.shape[0]
     if exclude is None and histories is not None:
         exclude = binary(histories).toarray() > 0
-    step = steerer.row_steps(weights) if latent_step is None else np.full(n, float(latent_step))
     if mode in ("tune", "tune+post"):
         if not steerer.latent:
             from .tags import SteeringError
 
             raise SteeringError(f"{mode} needs a latent model with tag centroids")
-        start, direction = latent_start(steerer, histories, weights)
+        start, direction = path if path is not None else latent_start(steerer, histories, weights)
         if mode == "tune":
             return Inputs(None, start, direction, start, exclude)
         # tune+post: a capped step, or with no picks the tag centroids themselves (strength 1)
-        cap = np.ones(n) if histories is None else step
+        if histories is None:
+            cap = np.ones(n)
+        else:
+            cap = steerer.row_steps(weights) if latent_step is None else np.full(n, float(latent_step))
         point = start + cap[:, None] * direction
         log_p = _decode_log_p(steerer, point)
         return Inputs(_excluded(log_p, exclude), start, direction, point, exclude, cap)

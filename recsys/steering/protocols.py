@@ -36,7 +36,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..metrics import ndcg_at_k, recall_at_k
-from .calibration import LATENT_STEP_GRID, StepRule
+from .calibration import LATENT_STEP_GRID, StepRule, latent_inputs, latent_start
 from .steerer import LATENT_MODES, Steerer
 from .tags import SteeringError, binary, dominant_tags, normalised_item_tags, tag_counts
 
@@ -239,7 +239,14 @@ def matched_share_eval(
         on_true = full.on_target_rows(_one_hot(tcols_full[sl], len(full.vocabulary)))
         held = h.toarray() > 0
         profile = tag_counts(x, full.tag_matrix)
-        std = visible.steer(x, w_vis, "standard", alpha=0.0, k=cfg.k, n_rank=cfg.n)
+        # the standard inputs serve the postfilter at every share; the latent path serves tune and tune+post
+        base = latent_inputs(visible, x, w_vis, "standard", None)
+        path = latent_start(visible, x, w_vis) if visible.latent else None
+        inputs = {
+            m: base if m in ("standard", "postfilter") else latent_inputs(visible, x, w_vis, m, latent_step, path=path)
+            for m in modes
+        }
+        std = visible.steer(x, w_vis, "standard", alpha=0.0, k=cfg.k, n_rank=cfg.n, inputs=base)
         done += 1
         tuned: dict[float, object] = {}
         for mode in modes:
@@ -248,8 +255,8 @@ def matched_share_eval(
                     r = std
                 else:
                     r = visible.steer(
-                        x, w_vis, mode, share=share, k=cfg.k, n_rank=cfg.n, latent_step=latent_step,
-                        tune=tuned.get(share),
+                        x, w_vis, mode, share=share, k=cfg.k, n_rank=cfg.n, tune=tuned.get(share),
+                        inputs=inputs[mode],
                     )  # fmt: skip
                     if mode == "tune":
                         tuned[share] = r

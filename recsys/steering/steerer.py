@@ -41,7 +41,7 @@ import scipy.sparse as sp
 
 from ..data.dataset import tag_matrix as item_tag_matrix
 from ..models.base import LatentRecommender, Recommender, top_k
-from .calibration import Solution, StepRule, solve
+from .calibration import Inputs, Solution, StepRule, latent_inputs, latent_start, solve
 from .centroids import TagCentroids, compute_tag_centroids
 from .postfilter import target_count
 from .tags import (
@@ -474,6 +474,7 @@ class Steerer:
         latent_step: float | None = None,
         exclude: sp.csr_matrix | None = None,
         tune: Ranked | None = None,
+        inputs: Inputs | None = None,
     ) -> Ranked:
         """Rank for a batch of people in one mode, steered by a target ``share`` (the dial) or ``alpha``.
 
@@ -484,15 +485,16 @@ class Steerer:
         ``k``; ``alpha`` sets the strength instead. ``n_rank``: list length returned (default ``k``).
         ``exclude``: items never listed (default: the histories). ``tune``: tune's result for the same
         rows and share, which tune+post reuses for its early stop (one latent path walked, not two).
+        ``inputs``: the mode's :func:`.calibration.latent_inputs` when already built for these rows
+        (``histories``, ``latent_step`` and ``exclude`` are then not read again).
         """
-        from .calibration import latent_inputs
-
         if mode not in MODES:
             raise SteeringError(f"unknown mode {mode!r}; valid: {list(MODES)}")
         weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
         n_rank = k if n_rank is None else n_rank
-        mask = None if exclude is None else binary(exclude).toarray() > 0
-        inputs = latent_inputs(self, histories, weights, mode, latent_step, mask)
+        if inputs is None:
+            mask = None if exclude is None else binary(exclude).toarray() > 0
+            inputs = latent_inputs(self, histories, weights, mode, latent_step, mask)
         tune_alpha = None
         if tune is not None and mode == "tune+post" and share is not None:
             tune_alpha = np.where(tune.status == "ceiling", np.nan, tune.alpha)
@@ -544,19 +546,25 @@ class Steerer:
         cold = None if x is not None else ("tags" if tags else "popularity")
         steered = bool(tags) and (share is not None or given_alpha > 0)
 
-        z = z_tuned = None
-        if x is not None and self.latent:
-            z = self.model.encode(x).astype(np.float64)[0]
+        # one encode + decode for standard and postfilter, one encode for the latent path of tune and tune+post
+        base = latent_inputs(self, x, weights, "standard", None)
+        z = base.point[0] if x is not None and base.point is not None else None
+        z_tuned = path = None
         lists: dict[str, ModeList] = {}
         on_target = self._target_mask(tags)
         r_std = tuned = None
         for m in modes:
             step = None
             if not steered or m == "standard":
-                r_std = r_std or self.steer(x, weights * 0, "standard", alpha=0.0, k=k)
+                r_std = r_std or self.steer(x, weights * 0, "standard", alpha=0.0, k=k, inputs=base)
                 r, alpha_used, status = r_std, 0.0, ""
             else:
-                r = self.steer(x, weights, m, share=share, alpha=given_alpha, k=k, tune=tuned)
+                if m in LATENT_MODES:
+                    path = path or latent_start(self, x, weights)
+                    inputs = latent_inputs(self, x, weights, m, None, path=path)
+                else:
+                    inputs = base
+                r = self.steer(x, weights, m, share=share, alpha=given_alpha, k=k, tune=tuned, inputs=inputs)
                 tuned = r if m == "tune" else tuned
                 alpha_used, status = float(r.alpha[0]), str(r.status[0])
                 step = None if r.step is None else float(r.step[0])
@@ -683,8 +691,6 @@ class Steerer:
 
     def trajectory(self, picks: Sequence[Any], tags: Mapping[str, float], alphas: Sequence[float]) -> np.ndarray:
         """Tuned latent points (len(alphas), d) of a person for each alpha (the map's trajectory)."""
-        from .calibration import latent_start
-
         if not self.latent:
             raise SteeringError("trajectories need a latent model with tag centroids")
         alphas = np.array([_check_range("alpha", a, ALPHA_RANGE) for a in alphas])
