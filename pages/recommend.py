@@ -285,7 +285,7 @@ with page_guard("recommend"):
             st.metric(
                 "tag share",
                 "–" if got != got else f"{got:.0%}",
-                delta=off_dial_text(got, share) if mode != "standard" else None,
+                delta=off_dial_text(got, share, int(k)) if mode != "standard" else None,
                 delta_color="off",
                 help="share of the list carrying a chosen tag",
             )

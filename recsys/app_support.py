@@ -337,8 +337,8 @@ def demo_person(loaded: LoadedModel, steerer) -> tuple[list[str], dict[str, floa
     return picks, {best: 1.0}
 
 
-def off_dial_text(got: float, share: float | None, k: int = 20) -> str | None:
-    """A column's distance from the dial, only where it is off by more than half a song (else None)."""
+def off_dial_text(got: float, share: float | None, k: int) -> str | None:
+    """A column's distance from the dial, only where it is off by more than half a song of its ``k`` (else None)."""
     if share is None or got != got or abs(got - share) <= 0.5 / k + 1e-9:
         return None
     return f"{got - share:+.0%} vs dial"

@@ -54,3 +54,12 @@ def test_statuses_report_every_problem(registry_copy: Path) -> None:
     table = registry_table(list(statuses.values()))
     assert table.loc["popularity-synthetic", "family"] == "?"
     assert table.loc["popularity-synthetic", "NDCG@100"] == "–"
+
+
+def test_a_column_is_off_the_dial_only_beyond_half_a_song_of_its_own_list() -> None:
+    from recsys.app_support import off_dial_text
+
+    assert off_dial_text(0.40, 0.45, 5) is None  # 2 of 5 is the nearest a 5-song list gets to 45 %
+    assert off_dial_text(0.40, 0.45, 20) == "-5% vs dial"  # a 20-song list could have had 9
+    assert off_dial_text(0.15, 0.40, 20) == "-25% vs dial"
+    assert off_dial_text(0.40, None, 20) is None and off_dial_text(float("nan"), 0.4, 20) is None
