@@ -52,6 +52,17 @@ class SweepConfig:
     batch_size: int = 256
 
 
+def sample_test_users(
+    foldin: sp.csr_matrix, holdout: sp.csr_matrix, n_users: int, seed: int
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """At most ``n_users`` users with both fold-in and held-out items (seeded, in their original order)."""
+    foldin, holdout = sp.csr_matrix(foldin), sp.csr_matrix(holdout)
+    keep = np.flatnonzero((np.diff(holdout.indptr) > 0) & (np.diff(foldin.indptr) > 0))
+    if len(keep) > n_users:
+        keep = np.sort(np.random.default_rng(seed).choice(keep, n_users, replace=False))
+    return foldin[keep], holdout[keep]
+
+
 def choose_targets(steerer: Steerer, foldin: sp.csr_matrix, seed: int) -> np.ndarray:
     """Per user, a vocabulary column of a steerable tag that is not their dominant tag (random, seeded)."""
     tags = steerer.steerable_tags
@@ -102,18 +113,13 @@ def steering_sweep(
     cfg = config or SweepConfig()
     alphas = dict(DEFAULT_ALPHAS if alphas is None else alphas)
     modes = [m for m in MODES if m in alphas and (steerer.latent or m not in LATENT_MODES)]
-    foldin, holdout = sp.csr_matrix(foldin), sp.csr_matrix(holdout)
-    keep = np.flatnonzero((np.diff(holdout.indptr) > 0) & (np.diff(foldin.indptr) > 0))
-    rng = np.random.default_rng(cfg.seed)
-    if len(keep) > cfg.n_users:
-        keep = np.sort(rng.choice(keep, cfg.n_users, replace=False))
-    foldin, holdout = foldin[keep], holdout[keep]
+    foldin, holdout = sample_test_users(foldin, holdout, cfg.n_users, cfg.seed)
     targets = choose_targets(steerer, foldin, cfg.seed)
     grids = {m: sorted({0.0, *map(float, alphas[m])}) for m in modes}
-    total = sum(len(g) for g in grids.values()) * int(np.ceil(len(keep) / cfg.batch_size))
+    total = sum(len(g) for g in grids.values()) * int(np.ceil(foldin.shape[0] / cfg.batch_size))
     done = 0
     acc: dict[tuple[str, float], dict[str, float]] = {}
-    for lo in range(0, len(keep), cfg.batch_size):
+    for lo in range(0, foldin.shape[0], cfg.batch_size):
         x, h, t = foldin[lo : lo + cfg.batch_size], holdout[lo : lo + cfg.batch_size], targets[lo : lo + cfg.batch_size]
         for (mode, alpha), sums in _sweep_batch(steerer, x, h, t, grids, cfg).items():
             row = acc.setdefault((mode, alpha), {})

@@ -37,8 +37,9 @@ import scipy.sparse as sp
 
 from ..metrics import ndcg_at_k, recall_at_k
 from .calibration import LATENT_STEP_GRID, StepRule, latent_inputs, latent_start
+from .evaluation import choose_targets, sample_test_users
 from .steerer import LATENT_MODES, Steerer
-from .tags import SteeringError, binary, dominant_tags, normalised_item_tags, tag_counts
+from .tags import SteeringError, binary, normalised_item_tags, tag_counts
 
 #: How strongly the popularity-biased hiding prefers rare items: entry weight ``(1 + pop)^-BIAS_POWER``.
 BIAS_POWER = 1.0
@@ -117,14 +118,8 @@ def _min_users(steerer: Steerer) -> int:
 # targets
 # ---------------------------------------------------------------------------------------------
 def target_random(steerer: Steerer, foldin: sp.csr_matrix, seed: int) -> list[str | None]:
-    """E1: per user, a random steerable tag that is not their dominant tag."""
-    tags = steerer.steerable_tags
-    if len(tags) < 2:
-        raise SteeringError(f"a steering evaluation needs at least 2 steerable tags, this model has {tags}")
-    cols = np.array([steerer.vocabulary.index(t) for t in tags])
-    dom = dominant_tags(foldin, steerer.tag_matrix)
-    rng = np.random.default_rng(seed)
-    return [steerer.vocabulary[int(rng.choice(cols[cols != d]))] for d in dom]
+    """E1: per user, a random steerable tag that is not their dominant tag (the alpha sweeps' draw)."""
+    return [steerer.vocabulary[int(c)] for c in choose_targets(steerer, foldin, seed)]
 
 
 def target_heldout(steerer: Steerer, foldin: sp.csr_matrix, holdout: sp.csr_matrix) -> list[str | None]:
@@ -385,7 +380,7 @@ def choose_step_rule(
     conditions: dict = {0.0: full, "random": full}
     for h in hidden:
         conditions[h] = visible_steerer(full, x, hide_tags(train_items, h, popularity=pop, seed=cfg.seed), z)
-    foldin, holdout = _sample_users(val_foldin, val_holdout, cfg.n_users, cfg.seed)
+    foldin, holdout = sample_test_users(val_foldin, val_holdout, cfg.n_users, cfg.seed)
     targets = target_heldout(full, foldin, holdout)
     random_targets = target_random(full, foldin, cfg.seed)
     steps = np.asarray(LATENT_STEP_GRID, dtype=np.float64)
@@ -439,16 +434,6 @@ def choose_step_rule(
     return rule, table.sort_values("tag recall (hidden, mean)", ascending=False).reset_index(drop=True)
 
 
-def _sample_users(
-    foldin: sp.csr_matrix, holdout: sp.csr_matrix, n_users: int, seed: int
-) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    foldin, holdout = sp.csr_matrix(foldin), sp.csr_matrix(holdout)
-    keep = np.flatnonzero((np.diff(holdout.indptr) > 0) & (np.diff(foldin.indptr) > 0))
-    if len(keep) > n_users:
-        keep = np.sort(np.random.default_rng(seed).choice(keep, n_users, replace=False))
-    return foldin[keep], holdout[keep]
-
-
 # ---------------------------------------------------------------------------------------------
 # E5: tags only
 # ---------------------------------------------------------------------------------------------
@@ -465,7 +450,7 @@ def cold_start_tags(
     """
     if not steerer.latent:
         raise SteeringError("tags-only cold start from centroids needs a latent model with tag centroids")
-    foldin, holdout = _sample_users(foldin, holdout, cfg.n_users, cfg.seed)
+    foldin, holdout = sample_test_users(foldin, holdout, cfg.n_users, cfg.seed)
     cols = np.array([steerer.vocabulary.index(t) for t in steerer.steerable_tags])
     counts = tag_counts(foldin, steerer.tag_matrix)[:, cols]
     order = np.argsort(-counts, axis=1, kind="stable")[:, :n_tags]
@@ -564,7 +549,7 @@ def run_protocols(
             steerer, train_x, items, split.val_foldin, split.val_holdout, latent=z, cfg=cfg
         )
     steerer.step_rule = rule
-    foldin, holdout = _sample_users(split.test_foldin, split.test_holdout, cfg.n_users, cfg.seed)
+    foldin, holdout = sample_test_users(split.test_foldin, split.test_holdout, cfg.n_users, cfg.seed)
     e1 = pd.DataFrame()
     if "e1" in protocols:
         say("E1: random non-dominant tag")
