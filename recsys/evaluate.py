@@ -1,16 +1,19 @@
 """Run the accuracy protocol: fit on a split's training users, score fold-in histories, average.
 
 ``evaluate_on_users`` scores users in batches and computes every metric from one top-k per batch.
-``select_on_validation`` picks hyperparameters on validation users only. ``run_protocol`` repeats
-over seeds and returns a tidy table (one row per model and seed) that ``summarize`` turns into
-mean +- std.
+``select_on_validation`` picks hyperparameters on validation users only. ``run_protocol`` chooses
+them once, on the first seed's validation users, repeats over seeds with that choice and returns a
+tidy table (one row per model and seed) that ``summarize`` turns into mean +- std and
+``format_tuning`` into a note of what was tried and chosen.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +24,8 @@ import scipy.sparse as sp
 from .data.dataset import Dataset
 from .data.splits import StrongSplit, strong_generalization_split
 from .metrics import ranking_metrics
-from .models.base import Recommender
+from .models.base import ProgressCallback, Recommender
+from .threads import training_torch_threads
 
 logger = logging.getLogger("recsys")
 
@@ -62,37 +66,97 @@ def evaluate_on_users(
 
 @dataclass
 class ModelSpec:
-    """A named way to build a model; ``grid`` holds hyperparameters tried on validation users."""
+    """A named way to build a model.
+
+    ``params`` are fixed for every fit. ``grid`` holds what is tried on validation users: either a
+    mapping name -> values (every combination) or a sequence of points (dicts, tried as given).
+    """
 
     name: str
     factory: Callable[..., Recommender]
     params: dict[str, Any] = field(default_factory=dict)
-    grid: dict[str, Sequence[Any]] = field(default_factory=dict)
+    grid: Mapping[str, Sequence[Any]] | Sequence[dict[str, Any]] = field(default_factory=dict)
 
 
-def _grid_points(grid: dict[str, Sequence[Any]]) -> list[dict[str, Any]]:
+#: ``fit_context(stage, spec, seed, params)`` wraps every fit and its scoring ("validation": a grid
+#: point on the tuning split's validation users; "test": a seed's test run) and yields that fit's
+#: per-epoch progress callback or None (the CLI draws its progress bars with it).
+FitContext = Callable[[str, ModelSpec, int | None, dict[str, Any]], AbstractContextManager[ProgressCallback | None]]
+
+
+def _grid_points(grid: Mapping[str, Sequence[Any]] | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not isinstance(grid, Mapping):
+        return [dict(p) for p in grid] or [{}]
     points: list[dict[str, Any]] = [{}]
     for key, values in grid.items():
         points = [{**p, key: v} for p in points for v in values]
     return points
 
 
+def _seeded(spec: ModelSpec, params: dict[str, Any], seed: int | None) -> dict[str, Any]:
+    """``params`` plus ``seed`` when the factory takes one and neither the spec nor the point fixes it."""
+    if seed is None or "seed" in params:
+        return params
+    try:
+        accepted = inspect.signature(spec.factory).parameters
+    except (TypeError, ValueError):  # a builtin or other callable without a signature
+        return params
+    return {**params, "seed": int(seed)} if "seed" in accepted else params
+
+
+def _fit_and_score(
+    spec: ModelSpec,
+    params: dict[str, Any],
+    split: StrongSplit,
+    users: tuple[sp.csr_matrix, sp.csr_matrix],
+    progress: ProgressCallback | None,
+) -> tuple[Recommender, float, dict[str, float]]:
+    model = spec.factory(**params)
+    t0 = time.perf_counter()
+    model.fit(split.train, validation=(split.val_foldin, split.val_holdout), progress=progress)
+    fit_s = time.perf_counter() - t0
+    return model, fit_s, evaluate_on_users(model, *users)
+
+
+def _stopping(model: Recommender) -> dict[str, int]:
+    """Best epoch and epochs run of a family that trains in epochs (empty for the others)."""
+    out = {}
+    if getattr(model, "best_epoch_", None) is not None:
+        out["best_epoch"] = int(model.best_epoch_)
+    log = getattr(model, "training_log_", None)
+    if log:
+        out["epochs_run"] = len(log)
+    return out
+
+
 def select_on_validation(
-    spec: ModelSpec, split: StrongSplit, *, metric: str = "ndcg@100"
+    spec: ModelSpec,
+    split: StrongSplit,
+    *,
+    metric: str = "ndcg@100",
+    seed: int | None = None,
+    fit_context: FitContext | None = None,
 ) -> tuple[dict[str, Any], list[dict]]:
-    """Try every grid point on the validation users; return the best params and all trials."""
+    """Try every grid point on the validation users; return the best params and all trials.
+
+    A trial is ``{"point": ..., metric: ..., "fit_s": ...}`` plus ``best_epoch``/``epochs_run`` for
+    families that train in epochs. With one point nothing is fitted and the trials are empty.
+    ``seed`` seeds each model (when its factory takes ``seed``); it is not part of the returned params.
+    """
     points = _grid_points(spec.grid)
     if len(points) == 1:
         return {**spec.params, **points[0]}, []
     trials = []
     for p in points:
         params = {**spec.params, **p}
-        model = spec.factory(**params).fit(split.train, validation=(split.val_foldin, split.val_holdout))
-        res = evaluate_on_users(model, split.val_foldin, split.val_holdout)
-        trials.append({**p, metric: res[metric]})
+        with fit_context("validation", spec, seed, params) if fit_context else nullcontext() as progress:
+            model, fit_s, res = _fit_and_score(
+                spec, _seeded(spec, params, seed), split, (split.val_foldin, split.val_holdout), progress
+            )
+        trials.append({"point": p, metric: res[metric], "fit_s": fit_s, **_stopping(model)})
         logger.info("validation %s %s: %s=%.4f", spec.name, p, metric, res[metric])
     best = max(trials, key=lambda t: t[metric])
-    return {**spec.params, **{k: best[k] for k in spec.grid}}, trials
+    return {**spec.params, **best["point"]}, trials
 
 
 def run_protocol(
@@ -101,37 +165,55 @@ def run_protocol(
     seeds: Iterable[int] = (0, 1, 2, 3, 4),
     *,
     n_heldout_users: int | None = None,
-    progress: Callable[[str], None] | None = None,
+    metric: str = "ndcg@100",
+    fit_context: FitContext | None = None,
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """Strong-generalization protocol over seeds; one row per (model, seed).
 
-    Hyperparameters are selected on each seed's validation users, then the model is refit with
-    them on the training users and scored on the test users.
+    Hyperparameters are chosen once, on the validation users of the first seed's split, and that
+    point is used for every seed: each seed refits it on its training users (torch families stop
+    early on that split's validation users) and scores its test users. Models that take a ``seed``
+    are seeded with the split's seed. Everything runs under
+    :func:`recsys.threads.training_torch_threads` (``threads``: its thread count; default one
+    thread on machines with at most 2 cores).
+
+    Rows hold the metrics, ``fit_s``, ``score_ms_per_user``, the chosen ``params`` (the same in
+    every row of a model), ``validation_trials`` and ``tuned_on_seed``, plus ``best_epoch`` and
+    ``epochs_run`` for families that train in epochs.
     """
-    specs = list(specs)
+    specs, seeds = list(specs), [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("run_protocol needs at least one seed")
+    chosen: list[tuple[dict[str, Any], list[dict]]] = []
     rows = []
-    for seed in seeds:
-        split = strong_generalization_split(dataset, seed, n_heldout_users)
-        for spec in specs:
-            if progress:
-                progress(f"seed {seed}: {spec.name}")
-            params, trials = select_on_validation(spec, split)
-            model = spec.factory(**params)
-            t0 = time.perf_counter()
-            model.fit(split.train, validation=(split.val_foldin, split.val_holdout))
-            fit_s = time.perf_counter() - t0
-            res = evaluate_on_users(model, split.test_foldin, split.test_holdout)
-            rows.append(
-                {
-                    "model": spec.name,
-                    "seed": seed,
-                    **{k: res[k] for k in METRIC_COLUMNS},
-                    "fit_s": fit_s,
-                    "score_ms_per_user": res["score_ms_per_user"],
-                    "params": params,
-                    "validation_trials": trials,
-                }
-            )
+    with training_torch_threads(threads) as n_threads:
+        for seed in seeds:
+            split = strong_generalization_split(dataset, seed, n_heldout_users)
+            if not chosen:  # the first seed's validation users choose, once, for every seed
+                chosen = [
+                    select_on_validation(spec, split, metric=metric, seed=seed, fit_context=fit_context)
+                    for spec in specs
+                ]
+            for spec, (params, trials) in zip(specs, chosen, strict=True):
+                with fit_context("test", spec, seed, params) if fit_context else nullcontext() as progress:
+                    model, fit_s, res = _fit_and_score(
+                        spec, _seeded(spec, params, seed), split, (split.test_foldin, split.test_holdout), progress
+                    )
+                rows.append(
+                    {
+                        "model": spec.name,
+                        "seed": seed,
+                        **{k: res[k] for k in METRIC_COLUMNS},
+                        "fit_s": fit_s,
+                        "score_ms_per_user": res["score_ms_per_user"],
+                        "params": params,
+                        "validation_trials": trials,
+                        "tuned_on_seed": seeds[0],
+                        "threads": n_threads,
+                        **_stopping(model),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -160,4 +242,38 @@ def format_table(summary: pd.DataFrame) -> str:
             str(int(r["seeds"])),
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _point_text(point: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items()) or "class defaults"
+
+
+def format_tuning(results: pd.DataFrame, *, metric: str = "ndcg@100") -> str:
+    """What each model was tried with on validation users, what was chosen, and where torch stopped."""
+    if results.empty:
+        return ""
+    seed = results["tuned_on_seed"].iloc[0] if "tuned_on_seed" in results else results["seed"].iloc[0]
+    lines = [
+        f"Hyperparameters chosen once, on the validation users of seed {seed}'s split ({metric}), "
+        "and used for every seed:",
+        "",
+    ]
+    for name, rows in results.groupby("model", sort=False):
+        first = rows.iloc[0]
+        trials = first["validation_trials"] or []
+        tried = "; ".join(
+            f"{_point_text(t['point'])}: {t[metric]:.4f}"
+            + (f" (best epoch {t['best_epoch']})" if "best_epoch" in t else "")
+            for t in trials
+        )
+        line = f"- {name}: `{first['params'] or {}}`" + (f"; tried {tried}" if tried else " (no grid)")
+        if "best_epoch" in rows and rows["best_epoch"].notna().any():
+            stops = ", ".join(
+                f"s{int(r['seed'])} {int(r['best_epoch'])}/{int(r['epochs_run'])}"
+                for _, r in rows.iterrows()
+                if pd.notna(r.get("best_epoch")) and pd.notna(r.get("epochs_run"))
+            )
+            line += f"; best epoch / epochs run: {stops}"
+        lines.append(line)
     return "\n".join(lines)
