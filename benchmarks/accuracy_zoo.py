@@ -68,6 +68,8 @@ NAMES = {
     "svd": "SVD",
     "mlp": "MLP",
     "multvae": "Multi-VAE",
+    "recvae": "RecVAE",
+    "dlae": "Low-rank DLAE",
     "autoencoder": "AutoEncoder",
     "flow": "Flow",
     "mlp_flow": "MLP+flow",
@@ -84,6 +86,8 @@ BASE: dict[str, dict[str, Any]] = {
     "svd": {},
     "mlp": {"epochs": 100, "patience": 5},
     "multvae": {"epochs": 100, "patience": 5},
+    "recvae": {"epochs": 100, "patience": 5},
+    "dlae": {"l2": 10.0},
     "autoencoder": {"epochs": 100, "patience": 5},
     "flow": {"epochs": 100, "patience": 5},
     "mlp_flow": {"epochs": 100, "patience": 5},
@@ -98,9 +102,23 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
         {"latent_dim": 64, "hidden_dim": 256, "dropout": 0.5},
         {"latent_dim": 200, "hidden_dim": 600, "dropout": 0.5},
     ],
+    # Mult-VAE's levers (Liang et al. 2018 and the RecVAE paper's baselines): the paper's batch 500,
+    # a lower KL cap, annealing over a fixed 2,000 steps, weight decay.
     "multvae": [
         {"beta_max": 0.2, "dropout": 0.5},
         {"beta_max": 0.2, "dropout": 0.5, "total_anneal_steps": 2000},
+        {"beta_max": 0.2, "dropout": 0.5, "batch_size": 500},
+        {"beta_max": 0.1, "dropout": 0.5, "batch_size": 500},
+        {"beta_max": 0.1, "dropout": 0.5, "weight_decay": 1e-5},
+    ],
+    # RecVAE's KL weight per history item: the paper's 0.005, and half / double it.
+    "recvae": [{"gamma": 0.0025}, {"gamma": 0.005}, {"gamma": 0.01}],
+    # Low-rank DLAE: the size of the latent space and the dropout its penalty stands for.
+    "dlae": [
+        {"latent_dim": 256, "dropout": 0.5},
+        {"latent_dim": 1024, "dropout": 0.5},
+        {"latent_dim": 1024, "dropout": 0.67},
+        {"latent_dim": 1024, "dropout": 0.8},
     ],
     "autoencoder": [
         {"loss": "mse", "hidden_dim1": 128, "hidden_dim2": 64},
@@ -661,7 +679,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--slow-seeds", default="0,1,2")
     p.add_argument("--tune-seed", type=int, default=0, help="split whose validation users choose the grid point")
     p.add_argument("--no-ratio", dest="ratio", action="store_false", help="skip the Multi-VAE/VAECF epoch timing")
-    p.add_argument("--work-dir", default="/tmp/recsys_accuracy_zoo", help="per-family JSON (reruns skip done ones)")
+    p.add_argument(
+        "--work-dir", default=str(ROOT / ".cache" / "accuracy_zoo"), help="per-family JSON (reruns skip done ones)"
+    )
     p.add_argument("--extra-notes", help="a markdown file appended to the result's notes")
     p.add_argument("--out", help="markdown result file (written with the families done so far)")
     p.add_argument("--budget-s", type=float, default=float("inf"), help="start no new worker after this many seconds")

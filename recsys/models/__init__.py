@@ -25,6 +25,8 @@ FAMILY_MODULES: dict[str, str] = {
     "ease": "recsys.models.ease",
     "mlp": "recsys.models.mlp",
     "multvae": "recsys.models.multvae",
+    "dlae": "recsys.models.dlae",
+    "recvae": "recsys.models.recvae",
     "autoencoder": "recsys.models.autoencoder",
     "svd": "recsys.models.svd",
     "flow": "recsys.models.flow",

@@ -188,8 +188,8 @@ def train_epochs(
     model: Any,
     module: torch.nn.Module,
     train_x: sp.csr_matrix | np.ndarray,
-    step: Callable[[torch.Tensor], torch.Tensor],
-    optimizer: torch.optim.Optimizer,
+    step: Callable[[torch.Tensor], torch.Tensor] | None,
+    optimizer: torch.optim.Optimizer | None,
     *,
     epochs: int,
     batch_size: int,
@@ -202,6 +202,7 @@ def train_epochs(
     extra_metrics: Callable[[], dict[str, float]] | None = None,
     grad_clip: float | None = None,
     validate: Callable[[], float] | None = None,
+    epoch_fn: Callable[[np.random.Generator, int], float] | None = None,
 ) -> list[dict]:
     """Mini-batch training with validation NDCG@100, early stopping and a per-epoch log.
 
@@ -217,6 +218,10 @@ def train_epochs(
     ``validate()`` (optional, higher = better) replaces that NDCG@100 when a family must score its
     validation users with more than a CSR (e.g. their profiles); it runs with the module in eval mode
     under ``torch.no_grad`` and its value is logged under the same key.
+    ``epoch_fn(rng, epoch) -> train_loss`` (optional) replaces the one-pass epoch for families that
+    train in phases (RecVAE: encoder passes, then a decoder pass, each with its own optimizer); it
+    draws its own permutations from ``rng`` (the run's generator, so a seed still repeats) and may
+    call :func:`run_epoch`. ``step`` and ``optimizer`` are then unused (pass None).
 
     Returns (and stores as ``model.training_log_``) one dict per epoch with ``epoch`` (from 1),
     ``train_loss`` (mean per row), ``val_ndcg@100`` (None without validation), ``seconds`` (time
@@ -245,9 +250,12 @@ def train_epochs(
     try:
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
-            train_loss = _run_epoch(
-                module, train_x, step, optimizer, rng.permutation(n), batch_size, device, grad_clip, epoch
-            )
+            if epoch_fn is not None:
+                train_loss = float(epoch_fn(rng, epoch))
+            else:
+                train_loss = run_epoch(
+                    module, train_x, step, optimizer, rng.permutation(n), batch_size, device, grad_clip, epoch
+                )
             row = {"epoch": epoch, "train_loss": train_loss, VAL_KEY: None}
             if validate is not None:
                 module.eval()
@@ -289,7 +297,7 @@ def train_epochs(
     return log
 
 
-def _run_epoch(
+def run_epoch(
     module: torch.nn.Module,
     train_x: sp.csr_matrix | np.ndarray,
     step: Callable[[torch.Tensor], torch.Tensor],
@@ -300,6 +308,7 @@ def _run_epoch(
     grad_clip: float | None,
     epoch: int,
 ) -> float:
+    """One pass over ``train_x`` in the row ``order``: mini-batches of ``step``'s loss; mean loss per row."""
     total, seen = 0.0, 0
     for lo in range(0, len(order), batch_size):
         rows = np.sort(order[lo : lo + batch_size])  # sorted rows: faster CSR slicing, same batch
