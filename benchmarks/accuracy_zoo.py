@@ -54,6 +54,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from recsys.tuning import TUNING  # noqa: E402  (after the sys.path line above)
+
 THREAD_ENV = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
@@ -78,63 +80,29 @@ NAMES = {
 }
 PEERS = ("als", "vaecf")
 
-#: Fixed parameters per family (on top of the class defaults) and the grid tried on validation users.
+#: Fixed parameters per family (on top of the class defaults) and the grid tried on validation users:
+#: the library's table (``recsys/tuning.py``, also used by ``python -m recsys evaluate``) plus the peers.
 #: Grid points are dicts (not a cartesian product) so that tied sizes can move together.
-BASE: dict[str, dict[str, Any]] = {
-    "popularity": {},
-    "ease": {},
-    "svd": {},
-    "mlp": {"epochs": 100, "patience": 5},
-    "multvae": {"epochs": 100, "patience": 5},
-    "recvae": {"epochs": 100, "patience": 5},
-    "dlae": {"l2": 10.0},
-    "autoencoder": {"epochs": 100, "patience": 5},
-    "flow": {"epochs": 100, "patience": 5},
-    "mlp_flow": {"epochs": 100, "patience": 5},
-    "als": {"iterations": 15},
-    "vaecf": {"k": 200, "hidden_dim": 600, "beta": 0.2, "batch_size": 128, "learning_rate": 1e-3},
+PEER_TUNING: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {
+    "als": (
+        {"iterations": 15},
+        [
+            {"factors": 64, "regularization": 0.1, "alpha": 1.0},
+            {"factors": 128, "regularization": 0.1, "alpha": 1.0},
+            {"factors": 64, "regularization": 1.0, "alpha": 10.0},
+            {"factors": 128, "regularization": 1.0, "alpha": 10.0},
+            {"factors": 256, "regularization": 1.0, "alpha": 10.0},
+        ],
+    ),
+    "vaecf": (
+        {"k": 200, "hidden_dim": 600, "beta": 0.2, "batch_size": 128, "learning_rate": 1e-3},
+        [{"n_epochs": 30}, {"n_epochs": 100}],
+    ),
 }
-GRIDS: dict[str, list[dict[str, Any]]] = {
-    "popularity": [{}],
-    "ease": [{"l2": v} for v in (5.0, 20.0, 50.0, 200.0, 500.0, 1000.0, 3000.0)],
-    "svd": [{"n_factors": 64}, {"n_factors": 128}],
-    "mlp": [
-        {"latent_dim": 64, "hidden_dim": 256, "dropout": 0.5},
-        {"latent_dim": 200, "hidden_dim": 600, "dropout": 0.5},
-    ],
-    # Mult-VAE's levers (Liang et al. 2018 and the RecVAE paper's baselines): the paper's batch 500,
-    # a lower KL cap, annealing over a fixed 2,000 steps, weight decay.
-    "multvae": [
-        {"beta_max": 0.2, "dropout": 0.5},
-        {"beta_max": 0.2, "dropout": 0.5, "total_anneal_steps": 2000},
-        {"beta_max": 0.2, "dropout": 0.5, "batch_size": 500},
-        {"beta_max": 0.1, "dropout": 0.5, "batch_size": 500},
-        {"beta_max": 0.1, "dropout": 0.5, "weight_decay": 1e-5},
-    ],
-    # RecVAE's KL weight per history item: the paper's 0.005, and half / double it.
-    "recvae": [{"gamma": 0.0025}, {"gamma": 0.005}, {"gamma": 0.01}],
-    # Low-rank DLAE: the size of the latent space and the dropout its penalty stands for.
-    "dlae": [
-        {"latent_dim": 256, "dropout": 0.5},
-        {"latent_dim": 1024, "dropout": 0.5},
-        {"latent_dim": 1024, "dropout": 0.67},
-        {"latent_dim": 1024, "dropout": 0.8},
-    ],
-    "autoencoder": [
-        {"loss": "mse", "hidden_dim1": 128, "hidden_dim2": 64},
-        {"loss": "multinomial", "hidden_dim1": 600, "hidden_dim2": 200, "lr": 1e-3, "batch_size": 128},
-    ],
-    "flow": [{"embedding_dim": 64}, {"embedding_dim": 128}],
-    "mlp_flow": [{}],  # see REUSE
-    "als": [
-        {"factors": 64, "regularization": 0.1, "alpha": 1.0},
-        {"factors": 128, "regularization": 0.1, "alpha": 1.0},
-        {"factors": 64, "regularization": 1.0, "alpha": 10.0},
-        {"factors": 128, "regularization": 1.0, "alpha": 10.0},
-        {"factors": 256, "regularization": 1.0, "alpha": 10.0},
-    ],
-    "vaecf": [{"n_epochs": 30}, {"n_epochs": 100}],
-}
+BASE: dict[str, dict[str, Any]] = {f: dict(TUNING[f].fixed) for f in NAMES if f in TUNING}
+BASE.update({f: fixed for f, (fixed, _) in PEER_TUNING.items()})
+GRIDS: dict[str, list[dict[str, Any]]] = {f: [dict(p) for p in TUNING[f].points] for f in NAMES if f in TUNING}
+GRIDS.update({f: points for f, (_, points) in PEER_TUNING.items()})
 #: The MLP+flow's scores are its MLP's (``score`` = the MLP's decode(encode(x)), trained exactly as the
 #: "mlp" family): it takes the MLP's validation choice instead of refitting the same grid.
 REUSE = {"mlp_flow": "mlp"}

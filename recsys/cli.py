@@ -150,8 +150,11 @@ def cmd_train(args: argparse.Namespace) -> None:
             print(f"{k:>12}: {metrics[k]:.4f}")
 
 
-def _model_specs(names: Sequence[str]):
-    """One spec per family: its fixed parameters and validation grid from :mod:`recsys.tuning`."""
+def _model_specs(names: Sequence[str], *, search: bool = True):
+    """One spec per family: its fixed parameters and validation grid from :mod:`recsys.tuning`.
+
+    ``search=False`` keeps only each grid's first point (a quick run, no validation search).
+    """
     from .evaluate import ModelSpec
     from .models import get_model_class
     from .tuning import family_tuning
@@ -160,7 +163,7 @@ def _model_specs(names: Sequence[str]):
     for name in names:
         cls = get_model_class(name)
         fixed, points = family_tuning(name, cls)
-        specs.append(ModelSpec(name, cls, params=fixed, grid=points))
+        specs.append(ModelSpec(name, cls, params=fixed, grid=points if search else points[:1]))
     return specs
 
 
@@ -215,7 +218,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     if not seeds or not names:
         raise CliError("give at least one model (--models) and one seed (--seeds)")
-    specs = _model_specs(names)
+    specs = _model_specs(names, search=args.search)
     outer, fit_context = _evaluation_bars(len(seeds) * len(specs))
     try:
         results = run_protocol(ds, specs, seeds, n_heldout_users=args.heldout_users, fit_context=fit_context)
@@ -605,6 +608,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--models", default="popularity,ease", help="comma-separated families")
     e.add_argument("--seeds", default="0,1,2,3,4", help="split seeds; the first one's validation users tune")
     e.add_argument("--heldout-users", type=int, help="H users per validation/test group (default per data set)")
+    e.add_argument(
+        "--no-search",
+        dest="search",
+        action="store_false",
+        help="fit each family's first grid point only (quick; no validation search)",
+    )
     e.add_argument("--out", help="also write a markdown result file (command, machine, versions)")
     add_common(e)
     e.set_defaults(func=cmd_evaluate)

@@ -132,3 +132,11 @@ def test_unlisted_families_get_early_stopping_only_if_they_take_epochs_and_patie
     assert tuning.family_tuning("not_listed", FakeTorchFamily).fixed == tuning.EARLY_STOPPING
     assert tuning.family_tuning("not_listed", Popularity) == tuning.FamilyTuning({})
     assert tuning.family_tuning("ease").points == tuple({"l2": v} for v in tuning.EASE_L2)
+
+
+def test_no_search_fits_each_grids_first_point_only() -> None:
+    full = {s.name: s for s in cli._model_specs(["ease", "multvae", "recvae", "dlae"])}
+    quick = {s.name: s for s in cli._model_specs(["ease", "multvae", "recvae", "dlae"], search=False)}
+    assert all(len(full[n].grid) > 1 for n in full)  # the zoo's grids, the same table
+    assert all(quick[n].grid == full[n].grid[:1] and quick[n].params == full[n].params for n in full)
+    assert cli.build_parser().parse_args(["evaluate", "--no-search"]).search is False
