@@ -15,11 +15,13 @@ from recsys.data.splits import strong_generalization_split
 from recsys.data.synthetic import generate_synthetic
 from recsys.model_extras import compute_extras
 from recsys.models.autoencoder import AutoEncoderRecommender
+from recsys.models.dlae import LowRankDLAE
 from recsys.models.ease import EASE
 from recsys.models.flow import FlowRecommender
 from recsys.models.mlp import MLPRecommender
 from recsys.models.mlp_flow import MLPFlowRecommender
 from recsys.models.multvae import MultVAE
+from recsys.models.recvae import RecVAE
 from recsys.models.svd import SVDBaseline
 from recsys.registry import Registry
 from recsys.steering import (
@@ -41,6 +43,8 @@ LATENT_FAMILIES = {
     "flow": lambda: FlowRecommender(embedding_dim=16, epochs=40, flow_epochs=5, seed=0),
     "mlp_flow": lambda: MLPFlowRecommender(epochs=40, latent_dim=16, hidden_dim=64, flow_epochs=5, seed=0),
     "svd": lambda: SVDBaseline(n_factors=16, n_epochs=10, seed=0),
+    "recvae": lambda: RecVAE(epochs=8, latent_dim=32, hidden_dim=64, batch_size=64, lr=3e-3, seed=0),
+    "dlae": lambda: LowRankDLAE(latent_dim=64, dropout=0.5),
 }
 
 

@@ -83,7 +83,9 @@ def test_target_count_is_the_nearest_whole_number(share, k, expected) -> None:
 
 
 # ---- every family, every mode: the dial is monotone and on target --------------------------------
-@pytest.mark.parametrize("family", ["mlp", "multvae", "autoencoder", "flow", "mlp_flow", "svd", "ease"])
+@pytest.mark.parametrize(
+    "family", ["mlp", "multvae", "recvae", "dlae", "autoencoder", "flow", "mlp_flow", "svd", "ease"]
+)
 def test_the_dial_is_monotone_and_on_target_for_every_mode(steerers, split, family) -> None:  # noqa: F811
     st_ = steerers[family]
     dial = np.round(np.linspace(0.0, 1.0, 21), 2)
