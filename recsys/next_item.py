@@ -168,6 +168,7 @@ def train_next_item_from_config(
     users (their ordered training history as fold-in, the test target as held-out item).
     """
     from .model_extras import compute_extras
+    from .training import source_dataset_info
 
     if dataset.timestamps is None and dataset.name == "ml-1m":
         # the partial MovieLens 1M copy loads without timestamps by default; its timestamped part
@@ -198,7 +199,7 @@ def train_next_item_from_config(
             "protocol": "next_item",
             "split": {"kind": "temporal leave-last-out", "users": dataset.n_users, "items": dataset.n_items},
             "config": cfg,
-            "source_dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint},
+            "source_dataset": source_dataset_info(dataset),
         },
         overwrite=overwrite,
     )

@@ -31,7 +31,7 @@ from .evaluate import evaluate_on_users
 from .model_extras import compute_extras
 from .models import get_model_class
 from .models.base import ProgressCallback
-from .registry import Registry
+from .registry import Registry, check_model_id
 from .threads import training_torch_threads
 
 logger = logging.getLogger("recsys")
@@ -115,6 +115,16 @@ def apply_overrides(cfg: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
     return out
 
 
+def source_dataset_info(dataset: Dataset) -> dict[str, Any]:
+    """What a model's manifest records about the data it was trained on (``info.source_dataset``): name and
+    content fingerprint, and for CSV data sets the files' paths, sizes and sha256 (``csv``), so every command
+    finds the data again from the model id (:func:`recsys.data.load_csv_source`)."""
+    info: dict[str, Any] = {"name": dataset.name, "fingerprint": dataset.fingerprint}
+    if dataset.source is not None:
+        info["csv"] = dataset.source
+    return info
+
+
 def train_from_config(
     cfg: dict[str, Any],
     *,
@@ -151,10 +161,13 @@ def _train_from_config(
     bad = sorted(set(params) - set(valid))
     if bad:
         raise ConfigError(f"{family} has no parameters {bad}; parameters: {', '.join(valid)}")
+    if cfg.get("model_id"):
+        check_model_id(cfg["model_id"])  # before loading and fitting, not after
     if dataset is None:
         if load is None:
             from .data import load_dataset as load
         dataset = load(cfg.get("dataset", "synthetic"))
+    cfg = {**cfg, "model_id": check_model_id(cfg.get("model_id") or f"{family}-{dataset.name}")}
     seed = int(cfg.get("seed", 0))
     if "seed" in valid and "seed" not in params:
         params["seed"] = seed
@@ -181,14 +194,14 @@ def _train_from_config(
     model_id = registry.save(
         model,
         dataset=split.train,
-        model_id=cfg.get("model_id") or f"{family}-{dataset.name}",
+        model_id=cfg["model_id"],
         metrics=metrics,
         extras=extras,
         info={
             **extra_info,
             "split": split.describe(),
             "config": cfg,
-            "source_dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint},
+            "source_dataset": source_dataset_info(dataset),
         },
         overwrite=overwrite,
     )

@@ -22,6 +22,19 @@ from typing import Any, NamedTuple
 
 from . import splits
 from .csv_import import CsvImportError, export_csv, import_csv
+from .csv_sources import (
+    IMPORT_INDEX,
+    NAME_RE,
+    CsvSourceError,
+    check_item_noun,
+    csv_dataset_name,
+    csv_spec,
+    import_command,
+    read_index,
+    record_import,
+    source_problem,
+    source_record,
+)
 from .dataset import Dataset, build_dataset
 from .lastfm import load_lastfm_2k, load_lastfm_tag_counts, normalise_tag
 from .movielens import load_ml_1m, load_ml_100k
@@ -31,23 +44,31 @@ from .synthetic import generate_synthetic
 __all__ = [
     "DATASETS",
     "CsvImportError",
+    "CsvSourceError",
     "DataNotFoundError",
     "Dataset",
     "DatasetInfo",
     "binarize_and_filter",
     "build_dataset",
+    "check_dataset_name",
+    "check_item_noun",
+    "dataset_name",
     "dataset_path",
     "export_csv",
     "fetch_dataset",
     "generate_synthetic",
     "import_csv",
+    "imported_datasets",
     "list_datasets",
+    "load_csv_dataset",
+    "load_csv_source",
     "load_dataset",
     "load_lastfm_2k",
     "load_lastfm_tag_counts",
     "load_ml_1m",
     "load_ml_100k",
     "normalise_tag",
+    "record_csv_import",
     "resolve_data_dir",
     "splits",
     "strong_generalization_split",
@@ -141,16 +162,58 @@ def resolve_data_dir(flag: str | Path | None = None) -> Path | None:
     return roots[0][0] if roots else None
 
 
-def _canonical_name(name: str) -> str:
+def _canonical_name(name: str, data_dir: str | Path | None = None) -> str:
     key = str(name).strip().lower()
     key = _ALIASES.get(key, key)
     if key not in DATASETS:
         import difflib
 
-        close = difflib.get_close_matches(key, list(DATASETS) + list(_ALIASES), n=1)
+        imported = sorted(_import_index(data_dir))
+        close = difflib.get_close_matches(key, list(DATASETS) + list(_ALIASES) + imported, n=1)
         hint = f" (did you mean {_ALIASES.get(close[0], close[0])!r}?)" if close else ""
-        raise ValueError(f"unknown data set {name!r}{hint}; choose one of {', '.join(DATASETS)}")
+        mine = f"; imported: {', '.join(imported)}" if imported else ""
+        raise ValueError(
+            f"unknown data set {name!r}{hint}; choose one of {', '.join(DATASETS)}{mine}, or your own files "
+            "with csv:INTERACTIONS.csv,ITEMS.csv (`python -m recsys data import` gives them a name)"
+        )
     return key
+
+
+def _is_builtin(name: str) -> bool:
+    key = str(name).strip().lower()
+    return _ALIASES.get(key, key) in DATASETS
+
+
+def check_dataset_name(name: str) -> str:
+    """A name for an imported data set: letters, digits, ``_ . -`` (it becomes part of model ids), never a
+    built-in name (``synthetic``, ``lastfm-2k``, ``ml-1m``, ``ml-100k`` or an alias of one)."""
+    text = str(name).strip()
+    if _is_builtin(text):
+        raise CsvSourceError(
+            f"data set name {text!r} is a built-in data set's name (it would get that data set's evaluation "
+            "protocol); choose another, e.g. my-" + text
+        )
+    if not NAME_RE.match(text) or ".." in text:
+        raise CsvSourceError(
+            f"data set name {text!r}: use letters, digits, '_', '.', '-' (no '/', no spaces, no '..', at most 60 "
+            "characters); it becomes part of model ids"
+        )
+    return text
+
+
+def dataset_name(spec: str, data_dir: str | Path | None = None) -> str:
+    """The name a data set argument loads as, without loading it (model ids are built from it).
+
+    Built-in names and aliases give the canonical name, ``csv:INTERACTIONS,ITEMS`` gives
+    ``csv-<stem>`` (``csv:FOLDER``: ``csv-<folder>``), anything else (an imported name) itself.
+    """
+    text = str(spec).strip()
+    if text.startswith(CSV_PREFIX):
+        body = text[len(CSV_PREFIX) :]
+        if Path(body).expanduser().is_dir():
+            return csv_dataset_name(Path(body).expanduser().resolve().name)
+        return csv_dataset_name(body.rpartition(",")[0] or body)
+    return _canonical_name(text) if _is_builtin(text) else text
 
 
 def _complete(folder: Path, loc: _Location) -> bool:
@@ -193,14 +256,72 @@ CSV_PREFIX = "csv:"
 
 
 def _load_csv(spec: str, **kwargs: Any) -> Dataset:
-    """``csv:INTERACTIONS,ITEMS`` or ``csv:FOLDER`` -> :func:`import_csv`."""
+    """``csv:INTERACTIONS,ITEMS`` or ``csv:FOLDER`` -> :func:`import_csv`, with its source record."""
     if Path(spec).expanduser().is_dir():
         folder = Path(spec).expanduser()
-        return import_csv(folder / "interactions.csv", folder / "items.csv", **kwargs)
+        kwargs.setdefault("name", csv_dataset_name(folder.resolve().name))
+        return _import_with_source(folder / "interactions.csv", folder / "items.csv", **kwargs)
     interactions, sep, items = spec.rpartition(",")
     if not sep or not interactions or not items:
         raise ValueError(f"csv data set {spec!r}: write csv:INTERACTIONS.csv,ITEMS.csv or csv:FOLDER")
-    return import_csv(Path(interactions).expanduser(), Path(items).expanduser(), **kwargs)
+    return _import_with_source(Path(interactions).expanduser(), Path(items).expanduser(), **kwargs)
+
+
+def load_csv_dataset(spec: str, **kwargs: Any) -> Dataset:
+    """``load_dataset("csv:...")`` with :func:`import_csv`'s keywords (``name=``, ``item_noun=``) allowed."""
+    return _load_csv(str(spec).removeprefix(CSV_PREFIX), **kwargs)
+
+
+def _import_with_source(interactions: Path, items: Path, **kwargs: Any) -> Dataset:
+    """:func:`import_csv`, then the files' source record (paths + fingerprint) kept on the Dataset."""
+    import dataclasses
+
+    ds = import_csv(interactions, items, **kwargs)
+    return dataclasses.replace(
+        ds, source=source_record(interactions, items, name=ds.name, item_noun=ds.item_noun), _cache={}
+    )
+
+
+def _index_root(data_dir: str | Path | None) -> Path:
+    """Where the import index lives: the explicit/environment data directory, else the download cache
+    (never the read-only shared folder)."""
+    return _fetch_root(data_dir)
+
+
+def _import_index(data_dir: str | Path | None) -> dict[str, dict]:
+    return read_index(_index_root(data_dir))
+
+
+def imported_datasets(data_dir: str | Path | None = None) -> dict[str, dict]:
+    """``{name: source record}`` of the CSV data sets recorded by ``data import`` (see :mod:`.csv_sources`)."""
+    return _import_index(data_dir)
+
+
+def record_csv_import(dataset: Dataset, data_dir: str | Path | None = None) -> tuple[Path, dict | None]:
+    """Record an imported CSV data set (its ``source``) under its name in the import index of the data
+    directory, so ``load_dataset(name)`` finds it later. Returns (index path, the entry it replaced)."""
+    if dataset.source is None:
+        raise ValueError(f"data set {dataset.name!r} has no CSV source to record")
+    check_dataset_name(dataset.name)
+    return record_import(_index_root(data_dir), dataset.source)
+
+
+def load_csv_source(record: dict, *, owner: str, fix: str, **kwargs: Any) -> Dataset:
+    """The CSV data set a source record describes, after checking its files are where and what they were.
+
+    ``owner`` names who recorded it ("model 'x'", "the import 'mine'") and ``fix`` what to do when
+    the files moved or changed; both go into the :class:`CsvSourceError` message.
+    """
+    problem = source_problem(record)
+    if problem is not None:
+        raise CsvSourceError(f"data set {record['name']!r} of {owner}: {problem}; {fix}")
+    return _import_with_source(
+        Path(record["interactions"]["path"]),
+        Path(record["items"]["path"]),
+        name=record["name"],
+        item_noun=record.get("item_noun", "song"),
+        **kwargs,
+    )
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, **kwargs: Any) -> Dataset:
@@ -211,7 +332,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **kwargs: Any) -
     name : str
         A key of :data:`DATASETS`: ``"synthetic"``, ``"lastfm-2k"``, ``"ml-1m"``, ``"ml-100k"``; or
         ``"csv:INTERACTIONS,ITEMS"`` / ``"csv:FOLDER"`` (a folder with ``interactions.csv`` and
-        ``items.csv``) for :func:`import_csv`.
+        ``items.csv``) for :func:`import_csv`; or the name of a ``data import`` recorded in the data
+        directory's import index (its files are checked against their recorded fingerprint).
     data_dir : str or Path, optional
         The data directory (or the data set's own folder); default :func:`resolve_data_dir`.
     **kwargs
@@ -226,10 +348,22 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **kwargs: Any) -
         The files are not there; the message names the expected path and the fetch command.
     CsvImportError
         A ``csv:`` data set with a problem (file, line, problem).
+    CsvSourceError
+        An imported data set's files moved or changed since the import (which file, what changed).
     """
     if str(name).startswith(CSV_PREFIX):
         return _load_csv(str(name)[len(CSV_PREFIX) :], **kwargs)
-    key = _canonical_name(name)
+    if not _is_builtin(name):
+        record = _import_index(data_dir).get(str(name).strip())
+        if record is not None:
+            return load_csv_source(
+                record,
+                owner=f"the import recorded in {_index_root(data_dir) / IMPORT_INDEX}",
+                fix=f"import it again to accept the files as they are now (`{import_command(record)}`), or pass "
+                f"--dataset {csv_spec(record)} with the files where they are now",
+                **kwargs,
+            )
+    key = _canonical_name(name, data_dir)
     info = DATASETS[key]
     if key not in _LOCATIONS:
         return info.loader(None, **kwargs)
@@ -263,6 +397,17 @@ def list_datasets(data_dir: str | Path | None = None) -> list[dict[str, Any]]:
                 "path": path,
                 "item_noun": info.item_noun,
                 "description": info.description,
+            }
+        )
+    for name, record in sorted(_import_index(data_dir).items()):
+        rows.append(
+            {
+                "name": name,
+                "available": source_problem(record) is None,
+                "path": Path(record["interactions"]["path"]).parent,
+                "item_noun": record.get("item_noun", "song"),
+                "description": f"imported from {Path(record['interactions']['path']).name} and "
+                f"{Path(record['items']['path']).name}",
             }
         )
     return rows

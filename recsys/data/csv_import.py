@@ -71,6 +71,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .csv_sources import csv_dataset_name
 from .dataset import Dataset, build_dataset
 
 #: Largest file :func:`import_csv` reads (bytes); pass ``max_bytes`` to change it.
@@ -117,7 +118,11 @@ class CsvImportError(ValueError):
 
 
 # ---- reading ---------------------------------------------------------------------------------
-def _check_size(path: Path, max_bytes: int) -> None:
+def _check_size(path: Path, max_bytes: int, role: str = "interactions") -> None:
+    if path.is_dir():
+        inside = path / f"{role}.csv"
+        hint = f" (it holds {inside.name}: pass {inside})" if inside.is_file() else ""
+        raise CsvImportError(path, None, f"{path} is a directory, not a file: pass the {role} CSV file itself{hint}")
     if not path.is_file():
         raise CsvImportError(path, None, f"no such file: {path}")
     size = path.stat().st_size
@@ -243,7 +248,7 @@ def _canonical_ids(ids: list[str]) -> np.ndarray:
 # ---- items -----------------------------------------------------------------------------------
 def _read_items(path: Path, delimiter: str, max_bytes: int) -> tuple[pd.DataFrame, dict[str, int]]:
     """(items table, raw id -> row) from the items file."""
-    _check_size(path, max_bytes)
+    _check_size(path, max_bytes, "items")
     with contextlib.closing(_read_rows(path, delimiter)) as rows:  # closed at once, also when raising
         return _parse_items(path, rows)
 
@@ -465,7 +470,9 @@ def import_csv(
     interactions_path, items_path : str or Path
         The two files.
     name : str, optional
-        Data set name; default: the interactions file's name without extension.
+        Data set name; default ``csv-<the interactions file's name without extension>``
+        (:func:`recsys.data.csv_sources.csv_dataset_name`), so a file called ``ml-1m.csv`` never
+        takes a built-in data set's name and evaluation protocol.
     item_noun : str
         What an item is called ("song", "artist", "podcast", ...).
     description : str
@@ -546,7 +553,7 @@ def import_csv(
             "duplicate rows are summed; scale the weights down",
         )
     return Dataset(
-        name=name or ipath.stem,
+        name=name or csv_dataset_name(ipath),
         interactions=ds.interactions,
         items=items,
         user_ids=user_ids[order][present],

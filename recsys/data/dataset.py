@@ -61,6 +61,12 @@ class Dataset:
         One row per user, in row order (demographics, synthetic profile).
     item_noun : str
         What an item is called in this data set ("song", "artist", "movie").
+    description : str
+        Free text (where the data came from).
+    source : dict, optional
+        For CSV data sets: the two files' paths, sizes and sha256 (``recsys.data.csv_sources``);
+        training stores it in the model's manifest so every command finds the data again. Not
+        carried by ``subset`` or the splits.
     """
 
     name: str
@@ -71,6 +77,7 @@ class Dataset:
     user_features: pd.DataFrame | None = None
     item_noun: str = "song"
     description: str = ""
+    source: dict | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

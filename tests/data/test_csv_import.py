@@ -44,7 +44,7 @@ def test_minimal_files(tmp_path):
     assert list(ds.item_ids) == ["s1", "s2", "s3"]  # items keep file order, unused ones stay
     assert (ds.interactions.data == 1.0).all() and ds.timestamps is None
     assert ds.items["tags"][0] == ("rock", "indie") and ds.items["tags"][2] == ()
-    assert ds.items["artist"][2] == "" and ds.name == "interactions"
+    assert ds.items["artist"][2] == "" and ds.name == "csv-interactions"
 
 
 def test_weights_timestamps_duplicates_and_order(tmp_path):
@@ -88,6 +88,34 @@ def test_round_trip_through_export(tmp_path):
     np.testing.assert_array_equal(back.timestamps, ds.timestamps)
     assert list(back.items["tags"]) == list(ds.items["tags"])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["interactions.csv", "items.csv"]
+
+
+def test_a_directory_for_a_file_says_so_and_what_to_pass(tmp_path):
+    write(tmp_path, "items.csv", ITEMS)
+    (tmp_path / "plays").mkdir()
+    with pytest.raises(CsvImportError, match=r"plays is a directory, not a file: pass the interactions CSV file"):
+        import_csv(tmp_path / "plays", tmp_path / "items.csv")
+    write(tmp_path, "interactions.csv", "user,item\nu,s1\n")
+    with pytest.raises(CsvImportError, match=r"directory, not a file: .*\(it holds items.csv: pass .*items.csv\)"):
+        import_csv(tmp_path / "interactions.csv", tmp_path)
+
+
+def test_names_never_come_from_a_built_in_data_set(tmp_path):
+    from recsys.data import check_dataset_name, dataset_name
+    from recsys.data.splits import strong_generalization_split
+
+    inter, items = export_csv(generate_synthetic(n_users=120, n_items=80, n_artists=10, n_tags=4, seed=3), tmp_path)
+    inter = write(tmp_path, "ml-1m.csv", inter.read_text())
+    ds = load_dataset(f"csv:{inter},{items}")
+    assert ds.name == "csv-ml-1m" == dataset_name(f"csv:{inter},{items}")
+    assert ds.source["interactions"]["bytes"] == inter.stat().st_size
+    assert strong_generalization_split(ds, 0).val_foldin.shape[0] == 12  # n // 10, not ml-1m's 600
+    assert load_dataset(f"csv:{tmp_path}").name == f"csv-{tmp_path.name}"[:60].rstrip("-_.")
+    assert dataset_name("ML1M") == "ml-1m" and dataset_name("csv:/x/a b (1).csv,/x/i.csv") == "csv-a-b-1"
+    for bad in ("synthetic", "lastfm", "ml-100k", "a/b", "x y", "", "..", "-x"):
+        with pytest.raises(ValueError):
+            check_dataset_name(bad)
+    assert check_dataset_name("my-ml-1m") == "my-ml-1m"
 
 
 def test_load_dataset_csv_prefix(tmp_path):
