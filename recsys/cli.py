@@ -39,6 +39,45 @@ def _load_dataset(name: str, data_dir: str | None):
     return load_dataset(name, data_dir=data_dir)
 
 
+def _model_data_loader(loaded, args: argparse.Namespace):
+    """``name -> Dataset`` for the data a registry model was trained on.
+
+    ``--dataset`` wins; else a CSV-trained model's manifest gives its files (checked against their
+    recorded fingerprint; the message names the file that moved or changed); else the recorded name
+    (a built-in data set or a ``data import`` name).
+    """
+    from .data import csv_spec, load_csv_source
+
+    record = ((loaded.manifest.get("info") or {}).get("source_dataset") or {}).get("csv")
+
+    def load(name: str):
+        if args.dataset:
+            if record is not None and args.dataset.startswith("csv:"):
+                from .data import load_csv_dataset
+
+                # the files moved: same name and item noun as when the model was trained
+                return load_csv_dataset(args.dataset, name=record["name"], item_noun=record.get("item_noun", "song"))
+            return _load_dataset(args.dataset, args.data_dir)
+        if record is not None:
+            return load_csv_source(
+                record,
+                owner=f"model {loaded.model_id!r}",
+                fix=f"pass --dataset csv:INTERACTIONS,ITEMS with the files it was trained on "
+                f"(recorded: --dataset {csv_spec(record)})",
+            )
+        try:
+            return _load_dataset(name, args.data_dir)
+        except ValueError as e:
+            if str(e).startswith("unknown data set"):  # a CSV model saved before sources were recorded
+                raise CliError(
+                    f"{e}. Model {loaded.model_id!r} records only the name {name!r}: pass --dataset "
+                    "csv:INTERACTIONS,ITEMS with the files it was trained on"
+                ) from None
+            raise
+
+    return load
+
+
 def _epoch_bar(total: int | None, desc: str):
     """A tqdm bar advanced by the models' per-epoch progress callback."""
     from tqdm.auto import tqdm
@@ -93,14 +132,29 @@ def cmd_data_fetch(args: argparse.Namespace) -> None:
 
 
 def cmd_data_import(args: argparse.Namespace) -> None:
-    from .data import import_csv
+    from .data import check_dataset_name, check_item_noun, csv_dataset_name, load_csv_dataset, record_csv_import
 
-    ds = import_csv(args.interactions, args.items, name=args.name)
+    files = list(args.files or [])
+    if len(files) > 2:
+        raise CliError(f"give two files, INTERACTIONS.csv and ITEMS.csv; got {len(files)}: {' '.join(files)}")
+    interactions = args.interactions or (files[0] if files else None)
+    items = args.items or (files[1] if len(files) > 1 else None)
+    if not interactions or not items:
+        raise CliError(
+            "give the two files: `python -m recsys data import INTERACTIONS.csv ITEMS.csv [--name NAME]` "
+            "(or --interactions FILE --items FILE)"
+        )
+    name = check_dataset_name(args.name) if args.name else csv_dataset_name(interactions)
+    noun = check_item_noun(args.item_noun)
+    ds = load_csv_dataset(f"{interactions},{items}", name=name, item_noun=noun)
     for k, v in ds.summary().items():
         print(f"{k:>15}: {v}")
+    index, before = record_csv_import(ds, args.data_dir)
+    replaced = " (replacing the earlier import of that name)" if before else ""
     print(
-        f"\nImported without errors. Use it with --dataset csv:{args.interactions},{args.items} "
-        "(train, evaluate, recommend)."
+        f"\nImported without errors as {ds.name!r} ({ds.item_noun}s){replaced}, recorded in {index}. "
+        f"Use it with --dataset {ds.name} (train, evaluate, recommend, data describe); models trained on it "
+        f"are named FAMILY-{ds.name}."
     )
 
 
@@ -112,13 +166,15 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     if args.template is None and args.family is None:
         raise CliError("give a family (`train ease`) or a template (`train --template multvae`)")
+    from .data import dataset_name
+    from .registry import RegistryError, check_model_id
+
     if args.template:
         cfg = load_template(args.template)
     else:
         cfg = {"family": args.family, "dataset": "synthetic", "seed": 0, "params": {}}
+    template = dict(cfg)
     if args.dataset:
-        if args.dataset != cfg.get("dataset") and not args.model_id:
-            cfg["model_id"] = f"{cfg['family']}-{args.dataset}"  # not the template's id for its own data set
         cfg["dataset"] = args.dataset
     if args.model_id:
         cfg["model_id"] = args.model_id
@@ -126,6 +182,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.device:
         overrides.append(f"device={args.device}")
     cfg = apply_overrides(cfg, overrides)
+    explicit_id = args.model_id or any(o.partition("=")[0].strip() == "model_id" for o in overrides)
+    if not explicit_id and (not cfg.get("model_id") or cfg["dataset"] != template.get("dataset")):
+        # FAMILY-NAME from the data set's sanitised name (csv:/a/b.csv,... -> csv-b), not the raw argument,
+        # and not the template's id for its own data set
+        cfg["model_id"] = f"{cfg['family']}-{dataset_name(cfg['dataset'], args.data_dir)}"
+    try:
+        check_model_id(cfg["model_id"])  # before loading and training, not at the end
+    except RegistryError as e:
+        raise CliError(f"{e}; pass --model-id ID") from None
     if cfg.get("protocol") == "next_item" and cfg["dataset"] == "ml-1m":
         # the next-item protocol needs timestamps: MovieLens 1M's timestamped users, from --data-dir too
         from .data import load_dataset
@@ -294,7 +359,7 @@ def cmd_steer_eval(args: argparse.Namespace) -> None:
         loaded = registry.load(model_id)
         try:
             steerer = Steerer.from_loaded(loaded)
-            foldin, holdout = test_users_of(loaded, lambda name: _load_dataset(args.dataset or name, args.data_dir))
+            foldin, holdout = test_users_of(loaded, _model_data_loader(loaded, args))
         except SteeringError as e:
             raise CliError(str(e)) from None
         bar = tqdm(desc=f"steering {model_id}", unit="step", file=sys.stderr)
@@ -349,7 +414,7 @@ def _steer_protocols(args: argparse.Namespace, registry, model_ids: list[str]) -
         loaded = registry.load(model_id)
         try:
             steerer = Steerer.from_loaded(loaded)
-            split = split_of(loaded, lambda name: _load_dataset(args.dataset or name, args.data_dir))
+            split = split_of(loaded, _model_data_loader(loaded, args))
             res = run_protocols(
                 steerer,
                 split,
@@ -401,8 +466,7 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     histories: list[list[int]] = []
     labels: list[str] = []
     if args.user:
-        name = loaded.manifest["dataset"]["name"]
-        ds = _load_dataset(args.dataset or name, args.data_dir)
+        ds = _model_data_loader(loaded, args)(loaded.manifest["dataset"]["name"])
         for user in args.user:
             key = _match_user(ds, user)
             row = ds.interactions[ds.user_index[key]]
@@ -569,7 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(x)
     x.set_defaults(func=cmd_data_list)
     x = dsub.add_parser("describe", help="counts, density and top tags of a data set")
-    x.add_argument("name", help="synthetic, lastfm-2k, ml-1m, ml-100k or csv:INTERACTIONS,ITEMS")
+    x.add_argument("name", help="synthetic, lastfm-2k, ml-1m, ml-100k, an imported name or csv:INTERACTIONS,ITEMS")
     add_common(x)
     x.set_defaults(func=cmd_data_describe)
     x = dsub.add_parser("fetch", help="download an official release archive (checksum-verified)")
@@ -578,10 +642,21 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--url", help="download from this URL instead (a mirror)")
     add_common(x)
     x.set_defaults(func=cmd_data_fetch)
-    x = dsub.add_parser("import", help="check a CSV data set (interactions + items) and summarise it")
-    x.add_argument("--interactions", required=True, help="CSV with user,item[,weight][,timestamp]")
-    x.add_argument("--items", required=True, help="CSV with item,title[,artist][,tags separated by |]")
-    x.add_argument("--name", help="data set name (default: the interactions file's stem)")
+    x = dsub.add_parser(
+        "import",
+        help="check a CSV data set (interactions + items), summarise it and record it under a name",
+        description="Check two CSV files, summarise them and record them (paths and sha256) under a name in the "
+        "data directory's csv_imports.json, so --dataset NAME finds them later (train, evaluate, recommend).",
+    )
+    x.add_argument("files", nargs="*", metavar="FILE", help="INTERACTIONS.csv ITEMS.csv (or use the flags)")
+    x.add_argument("--interactions", help="CSV with user,item[,weight][,timestamp]")
+    x.add_argument("--items", help="CSV with item,title[,artist][,tags separated by |]")
+    x.add_argument(
+        "--name",
+        help="data set name: letters, digits, _ . - and not a built-in name (default: csv-<interactions file stem>)",
+    )
+    x.add_argument("--item-noun", default="song", help="what an item is called: song (default), movie, artist, ...")
+    add_common(x)
     x.set_defaults(func=cmd_data_import)
 
     # train
@@ -589,7 +664,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("family", nargs="?", help="model family (popularity, ease, ...) when no --template")
     t.add_argument("--template", help="YAML template name in configs/ or a path")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a template value (repeatable)")
-    t.add_argument("--dataset", help="data set to train on (overrides the template)")
+    t.add_argument(
+        "--dataset", help="data set to train on (overrides the template): a name, an imported name or csv:INTER,ITEMS"
+    )
     t.add_argument("--model-id", help="registry id (default: from the template or FAMILY-DATASET)")
     t.add_argument("--device", help="cpu (default) or cuda for torch families")
     add_common(t, registry=True)
