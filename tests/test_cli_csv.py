@@ -104,6 +104,13 @@ def test_a_file_called_ml_1m_gets_its_own_name_and_the_default_protocol(env, sma
     assert manifest["info"]["split"]["val_users"] == small.n_users // 10  # not ml-1m's 600
 
 
+def test_evaluate_on_a_file_called_ml_1m_uses_the_default_held_out_size(env, small, capsys):
+    inter, items = files(small, env / "d", "ml-1m.csv")
+    argv = ["evaluate", "--dataset", f"csv:{inter},{items}", "--models", "popularity", "--seeds", "0", "--no-search"]
+    assert run(*argv) == 0  # was: "1200 held-out users leave no training users among" the 150
+    assert "| popularity |" in capsys.readouterr().out
+
+
 def test_built_in_and_malformed_names_are_refused(env, small, capsys):
     inter, items = files(small, env / "d")
     for bad, why in (("ml-1m", "built-in"), ("MovieLens-1M", "built-in"), ("a/b", "no '/'"), ("..x", "no '/'")):
