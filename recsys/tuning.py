@@ -59,14 +59,17 @@ TUNING: dict[str, FamilyTuning] = {
     ),
     # RecVAE's KL weight per history item: the paper's 0.005, and half / double it.
     "recvae": FamilyTuning(dict(EARLY_STOPPING), ({"gamma": 0.0025}, {"gamma": 0.005}, {"gamma": 0.01})),
-    # Low-rank DLAE: the size of the latent space and the dropout its penalty stands for.
+    # Low-rank DLAE: the size of the latent space, the dropout its penalty stands for, and the extra L2
+    # (dense data such as MovieLens wants more of it, as EASE does).
     "dlae": FamilyTuning(
-        {"l2": 10.0},
+        {},
         (
-            {"latent_dim": 256, "dropout": 0.5},
-            {"latent_dim": 1024, "dropout": 0.5},
-            {"latent_dim": 1024, "dropout": 0.67},
-            {"latent_dim": 1024, "dropout": 0.8},
+            {"latent_dim": 256, "dropout": 0.5, "l2": 10.0},
+            {"latent_dim": 1024, "dropout": 0.5, "l2": 10.0},
+            {"latent_dim": 1024, "dropout": 0.67, "l2": 10.0},
+            {"latent_dim": 1024, "dropout": 0.8, "l2": 10.0},
+            {"latent_dim": 1024, "dropout": 0.67, "l2": 200.0},
+            {"latent_dim": 1024, "dropout": 0.8, "l2": 200.0},
         ),
     ),
     "autoencoder": FamilyTuning(
