@@ -459,7 +459,7 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     import scipy.sparse as sp
 
     registry = _registry(args)
-    model_id = args.model or _latest_model(registry)
+    model_id = args.model if args.model is not None else _latest_model(registry)  # "" is refused, not latest
     loaded = registry.load(model_id)
     items = loaded.items
     col = {iid: i for i, iid in enumerate(items["item_id"])}
@@ -585,7 +585,7 @@ def cmd_registry_show(args: argparse.Namespace) -> None:
 
 def cmd_registry_verify(args: argparse.Namespace) -> None:
     reg = _registry(args)
-    ids = [args.model] if args.model else reg.ids()
+    ids = [args.model] if args.model is not None else reg.ids()  # "" is refused, not every model
     bad = 0
     for model_id in ids:
         problems = reg.verify(model_id)

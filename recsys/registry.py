@@ -22,6 +22,19 @@ anything tampered, truncated, swapped (another model's manifest copied in) or in
 :class:`RegistryError` that says what to do. Format-1 models (saved before manifests were sealed)
 still load, with their files checked against the manifest as before; a format-2 manifest rewritten
 as format 1 is caught by the weights' binding. Nothing here unpickles.
+
+Before a byte is read, every reader (list, show, verify, load, and so the app and the CLI) checks
+what it is about to read (:mod:`recsys.registry_files`): regular files only (a directory, FIFO,
+device or socket is reported by its kind, never opened for reading), links followed only inside the
+registry, a file's size compared with the manifest before it is hashed or read (never a 6 GiB sparse
+file or ``/dev/zero``), the manifest at most 16 MiB and a safetensors header at most 1 MiB, JSON at
+most 64 levels deep, and the manifest's fields of the types every reader relies on (``dataset`` an
+object, ``metrics`` an object, ...). A damaged model is listed with one reason; the others work.
+
+What the seal protects against: accidents (a flipped bit, a truncated copy, a half-finished edit,
+another model's file copied in), not forgery. It is an unkeyed sha256: whoever can write the
+registry can edit a model and recompute every checksum and the seal, and ``verify`` then says ok.
+Keep the registry writable only by whom you trust, as you would the code that reads it.
 """
 
 from __future__ import annotations
@@ -36,6 +49,7 @@ import os
 import platform
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -52,6 +66,17 @@ from . import __version__
 from .data.dataset import Dataset
 from .models import get_model_class
 from .models.base import Recommender
+from .registry_files import (
+    MAX_MANIFEST_BYTES,
+    MAX_SAFETENSORS_HEADER,
+    OpenFile,
+    UnsafeFile,
+    loads_json,
+    open_model_dir,
+    open_regular,
+    real_root,
+    safetensors_header,
+)
 
 FORMAT_VERSION = 2
 #: Formats this version reads: 1 (manifest not sealed, weights not bound) and 2.
@@ -66,7 +91,8 @@ MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 EXTRAS = "extras.safetensors"
 ITEMS = "items.json"
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+#: Model ids, matched in full (``fullmatch``: a trailing newline is not allowed, as ``$`` would).
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _TRACKED_PACKAGES = (
     "numpy",
     "scipy",
@@ -92,9 +118,17 @@ def default_store() -> Path:
     return Path(__file__).resolve().parent.parent / "models_store"
 
 
+def _is_id(name: str) -> bool:
+    return _ID_RE.fullmatch(name) is not None and ".." not in name
+
+
 def check_model_id(model_id: str) -> str:
-    """Model ids are plain names: letters, digits, ``_ . -``; never a path."""
-    if not isinstance(model_id, str) or not _ID_RE.match(model_id) or ".." in model_id:
+    """Model ids are plain names: letters, digits, ``_ . -``; never a path, never empty."""
+    if model_id == "":
+        raise RegistryError(
+            "invalid model id '': the id is empty; give a model id (`python -m recsys registry list` shows them)"
+        )
+    if not isinstance(model_id, str) or not _is_id(model_id):
         raise RegistryError(
             f"invalid model id {model_id!r}: use letters, digits, '_', '.', '-' (no '/', no '..', at most 100 chars)"
         )
@@ -145,19 +179,20 @@ def manifest_seal(manifest: dict) -> str:
     return hashlib.sha256(_canonical({k: v for k, v in manifest.items() if k != SEAL})).hexdigest()
 
 
-def _safetensors_metadata(head: bytes | None) -> dict[str, str] | None:
-    """The ``__metadata__`` of a safetensors file from its first bytes (None if absent or unreadable)."""
-    if head is None or len(head) < 8:
-        return None
-    n = int.from_bytes(head[:8], "little")
-    if n > len(head) - 8:
-        return None
+def _safetensors_metadata(head: bytes | None, file_size: int | None = None) -> tuple[dict[str, str] | None, str | None]:
+    """(``__metadata__``, None) of a safetensors file from its first bytes, or (None, what is wrong).
+
+    The header's length is bounded before it is read and its JSON depth before it is parsed
+    (:func:`recsys.registry_files.safetensors_header`).
+    """
+    if head is None:
+        return None, None
     try:
-        header = json.loads(head[8 : 8 + n])
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    return meta if isinstance(meta, dict) else None
+        header = safetensors_header(head, file_size)
+    except ValueError as e:
+        return None, str(e)
+    meta = header.get("__metadata__")
+    return (meta if isinstance(meta, dict) else None), None
 
 
 def _umask() -> int:
@@ -190,32 +225,72 @@ def _rename_exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
-_DIR_FD = os.open in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
+_EXISTS = (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR)
+
+
+def _rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename the directory ``src`` to ``dst`` only if nothing is at ``dst``: FileExistsError otherwise.
+
+    The commit of ``save(overwrite=False)``: Linux ``renameat2(RENAME_NOREPLACE)`` checks and
+    renames in one step in the kernel, so of two racing savers exactly one wins and nothing is left
+    behind by a crash (no lock file to go stale). Elsewhere ``rename(2)``, which refuses to replace a
+    non-empty directory (a saved model never is empty) or to put a directory over a file.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            fn = ctypes.CDLL(None, use_errno=True).renameat2
+        except (OSError, AttributeError):
+            fn = None
+        if fn is not None:
+            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+            at_fdcwd, rename_noreplace = -100, 1
+            if fn(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), rename_noreplace) == 0:
+                return
+            err = ctypes.get_errno()
+            if err in _EXISTS:
+                raise FileExistsError(err, os.strerror(err), str(dst))
+            if err not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EPERM):
+                raise OSError(err, os.strerror(err), str(dst))
+    if os.path.lexists(dst) and not os.path.isdir(dst):
+        raise FileExistsError(errno.EEXIST, "File exists", str(dst))
+    try:
+        os.rename(src, dst)
+    except OSError as e:
+        if e.errno in _EXISTS:
+            raise FileExistsError(e.errno, e.strerror, str(dst)) from None
+        raise
 
 
 class _ModelDir:
-    """A model directory opened once, with every file of it opened at once.
+    """A model directory opened once, with every file of it opened at once, each checked first.
 
     Reads go through those handles, so they see one directory's files even if a concurrent save
     replaces (and deletes) it meanwhile: the window for a mixed or missing read is the few
     microseconds of opening, and :meth:`Registry._consistent` covers that.
+
+    Only regular files inside the registry are opened (:func:`recsys.registry_files.open_regular`):
+    a name that is a directory, FIFO, device, socket or link out of the registry is kept in
+    :attr:`problems` with the reason instead, and nothing of it is ever read. Raises
+    FileNotFoundError when the directory is gone and UnsafeFile when the directory itself is not a
+    directory inside the registry.
     """
 
     NAMES = (MANIFEST, WEIGHTS, ITEMS, EXTRAS)
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, root: Path, names: tuple[str, ...] = NAMES):
         self.path = path
-        self.files: dict[str, Any] = {}
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY) if _DIR_FD else None
+        self.files: dict[str, OpenFile] = {}
+        self.problems: dict[str, str] = {}
+        top = real_root(root)
+        fd = open_model_dir(path, top)
         try:
-            for name in self.NAMES:
+            for name in names:
                 try:
-                    if fd is None:
-                        self.files[name] = open(path / name, "rb")  # closed in close()
-                    else:
-                        self.files[name] = os.fdopen(os.open(name, os.O_RDONLY, dir_fd=fd), "rb")
+                    self.files[name] = open_regular(name, path, fd, top)  # closed in close()
                 except FileNotFoundError:
                     pass
+                except UnsafeFile as e:
+                    self.problems[name] = f"{name} {e}"
         except BaseException:
             self.close()
             raise
@@ -238,14 +313,23 @@ class _ModelDir:
         f = self.files.get(name)
         if f is None:
             raise FileNotFoundError(2, "No such file", str(self.path / name))
-        f.seek(0)
-        return f
+        f.file.seek(0)
+        return f.file
 
     def exists(self, name: str) -> bool:
-        return name in self.files
+        """Whether anything (a readable file or something refused) has this name."""
+        return name in self.files or name in self.problems
 
-    def read(self, name: str) -> bytes:
-        return self._file(name).read()
+    def size(self, name: str) -> int | None:
+        f = self.files.get(name)
+        return None if f is None else f.size
+
+    def read(self, name: str, limit: int) -> bytes:
+        """The file's bytes; callers check :meth:`size` first, ``limit`` bounds a file that grew since."""
+        data = self._file(name).read(limit + 1)
+        if len(data) > limit:
+            raise RegistryError(f"{self.path / name} grew past {limit:,} bytes while being read")
+        return data
 
     def digest(self, name: str) -> tuple[str, int] | None:
         """(sha256, size) of a file, streamed; None if it is missing."""
@@ -258,13 +342,106 @@ class _ModelDir:
         return h.hexdigest(), size
 
     def head(self, name: str) -> bytes | None:
-        """The header of a safetensors file (at most 1 MiB), for its metadata."""
+        """The header of a safetensors file (at most its bounded length), for its metadata."""
         if name not in self.files:
             return None
         f = self._file(name)
         first = f.read(8)
         n = int.from_bytes(first, "little") if len(first) == 8 else 0
-        return first + f.read(min(n, 1 << 20))
+        return first + f.read(min(n, MAX_SAFETENSORS_HEADER))
+
+
+_JSON_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool | type(None) | dict | list | str):
+        return _JSON_TYPE_NAMES[type(value)]
+    return "a number" if isinstance(value, int | float) else type(value).__name__
+
+
+#: The manifest's fields and their JSON types (required ones first); what every reader may rely on.
+_MANIFEST_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "family": ((str,), True),
+    "params": ((dict,), True),
+    "files": ((dict,), True),
+    "dataset": ((dict,), True),
+    "class": ((str,), False),
+    "metrics": ((dict,), False),
+    "training_log": ((list,), False),
+    "fit_seconds": ((int, float, type(None)), False),
+    "info": ((dict,), False),
+    "created": ((str,), False),
+    "versions": ((dict,), False),
+    SEAL: ((str,), False),
+}
+_DATASET_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "fingerprint": (str,),
+    "n_users": (int,),
+    "n_items": (int,),
+    "item_noun": (str,),
+}
+
+
+def _schema_problem(manifest: dict) -> str | None:
+    """What is wrong with the types of a parsed manifest's fields (None when every reader can use it).
+
+    Completes the sentence "manifest.json ...". Checked on every read (list, show, verify, load), so
+    a field of the wrong type (``"dataset": "x"``, ``"metrics": []``) marks the model as damaged
+    instead of failing whoever reads the field later.
+    """
+    for key, (types, required) in _MANIFEST_FIELDS.items():
+        if key not in manifest:
+            if required:
+                return f"lacks {key!r}"
+            continue
+        value = manifest[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            want = " or ".join(_JSON_TYPE_NAMES.get(t, "a number") for t in dict.fromkeys(types))
+            return f"field {key!r} must be {want}, not {_json_type(value)}"
+    dataset = manifest["dataset"]
+    for key, types in _DATASET_FIELDS.items():
+        value = dataset.get(key)
+        if key in ("name", "fingerprint") and value is None:
+            return f"field 'dataset' lacks {key!r}"
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            return (
+                f"field 'dataset.{key}' must be {_JSON_TYPE_NAMES.get(types[0], 'a number')}, not {_json_type(value)}"
+            )
+    for name, meta in manifest["files"].items():
+        if not isinstance(meta, dict):
+            return f"lists file {name[:100]!r} with {_json_type(meta)} instead of its sha256 and size"
+        digest, size = meta.get("sha256"), meta.get("bytes")
+        if not isinstance(digest, str) or type(size) is not int or size < 0:
+            return f"lists file {name[:100]!r} without a sha256 (text) and a size (bytes >= 0)"
+    return None
+
+
+def _items_problem(raw: bytes) -> str | None:
+    """What is wrong with items.json's content (None when a load can build its table)."""
+    try:
+        items = loads_json(raw)
+    except ValueError as e:
+        return str(e)
+    if not isinstance(items, dict):
+        return f"must hold a JSON object, not {_json_type(items)}"
+    columns = ("item_id", "title", "artist", "tags")
+    lengths = set()
+    for key in columns:
+        column = items.get(key)
+        if not isinstance(column, list):
+            return f"lacks the list {key!r}"
+        lengths.add(len(column))
+        if key == "tags":
+            ok = all(isinstance(t, list) and all(isinstance(x, str) for x in t) for t in column)
+        else:
+            ok = all(isinstance(x, str) for x in column)
+        if not ok:
+            return f"column {key!r} holds values of the wrong type"
+    if len(lengths) != 1:
+        return "has columns of different lengths"
+    return None
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -358,7 +535,7 @@ class Registry:
             raise RegistryError(f"dataset has {dataset.n_items} items but the model has {model.n_items_}")
         model_id = check_model_id(model_id or f"{model.family}-{dataset.name}")
         final = self.root / model_id
-        if final.exists() and not overwrite:
+        if os.path.lexists(final) and not overwrite:
             raise RegistryError(f"model {model_id!r} already exists in {self.root}; pass overwrite=True to replace it")
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{model_id}-", dir=self.root))
@@ -415,14 +592,16 @@ class Registry:
         return model_id
 
     def _swap_in(self, tmp: Path, final: Path, model_id: str, overwrite: bool) -> None:
-        """Make the complete directory ``tmp`` the model ``final``; readers see the old or the new one, never none."""
-        if not final.exists():
+        """Make the complete directory ``tmp`` the model ``final``; readers see the old or the new one, never none.
+
+        Without ``overwrite`` the commit is create-exclusive (:func:`_rename_noreplace`): of two
+        processes saving one new id at once, exactly one wins and the other gets a RegistryError.
+        """
+        if not overwrite or not os.path.lexists(final):
             try:
-                os.replace(tmp, final)
+                _rename_noreplace(tmp, final)
                 return
-            except OSError as e:  # another process saved the same id meanwhile
-                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not final.exists():
-                    raise
+            except FileExistsError:  # another process saved the same id meanwhile
                 if not overwrite:
                     raise RegistryError(
                         f"model {model_id!r} was saved by another process meanwhile; pass overwrite=True to replace it"
@@ -438,7 +617,11 @@ class Registry:
         shutil.rmtree(old, ignore_errors=True)
 
     def remove(self, model_id: str) -> None:
-        path = self._dir(model_id)
+        """Delete a model, damaged ones included (whatever is at its name: never followed if a link)."""
+        path = self.root / check_model_id(model_id)
+        if not os.path.lexists(path):
+            known = ", ".join(self.ids()) or "none"
+            raise RegistryError(f"no model {model_id!r} in {self.root} (known: {known})")
         trash = Path(tempfile.mkdtemp(prefix=f".trash-{model_id}-", dir=self.root))
         os.replace(path, trash / model_id)  # atomic disappearance, then the slow delete
         shutil.rmtree(trash, ignore_errors=True)
@@ -447,36 +630,71 @@ class Registry:
         """Remove leftovers of interrupted writes (``.tmp-*``, ``.trash-*``, ``.old-*``); returns their names.
 
         A model that an interrupted overwrite left only in ``.old-*`` (where no atomic exchange exists)
-        is put back first.
+        is put back first. Links are never followed: a leftover name that is a link (or a file) is
+        unlinked, and only real directories inside ``.old-*`` are put back.
         """
         removed = []
-        if self.root.is_dir():
-            for p in sorted(self.root.iterdir()):
-                if p.name.startswith(".old-") and p.is_dir():
-                    for inner in p.iterdir():
-                        target = self.root / inner.name
-                        if _ID_RE.match(inner.name) and (inner / MANIFEST).is_file() and not target.exists():
-                            os.replace(inner, target)
-                            log.warning("restored model %r from an interrupted overwrite", inner.name)
-                if p.name.startswith((".tmp-", ".trash-", ".old-")):
-                    shutil.rmtree(p, ignore_errors=True)
-                    removed.append(p.name)
+        if not self.root.is_dir():
+            return removed
+        for p in sorted(self.root.iterdir()):
+            if not p.name.startswith((".tmp-", ".trash-", ".old-")):
+                continue
+            try:
+                st = os.lstat(p)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISDIR(st.st_mode):  # a link (maybe out of the registry) or a file: never followed
+                p.unlink(missing_ok=True)
+                removed.append(p.name)
+                continue
+            if p.name.startswith(".old-"):
+                for inner in p.iterdir():
+                    target = self.root / inner.name
+                    if (
+                        _is_id(inner.name)
+                        and not inner.is_symlink()
+                        and inner.is_dir()
+                        and (inner / MANIFEST).is_file()
+                        and not (inner / MANIFEST).is_symlink()
+                    ):
+                        try:
+                            _rename_noreplace(inner, target)
+                        except FileExistsError:
+                            continue
+                        log.warning("restored model %r from an interrupted overwrite", inner.name)
+            shutil.rmtree(p, ignore_errors=True)
+            if not os.path.lexists(p):
+                removed.append(p.name)
         return removed
 
     # ---- reading -----------------------------------------------------------------------
     def _dir(self, model_id: str) -> Path:
         path = self.root / check_model_id(model_id)
-        if not (path / MANIFEST).is_file():
-            known = ", ".join(e.model_id for e in self.list()) or "none"
+        if not os.path.lexists(path) and not self._interrupted(model_id):
+            known = ", ".join(self.ids()) or "none"
             raise RegistryError(f"no model {model_id!r} in {self.root} (known: {known})")
         return path
 
-    def _open(self, model_id: str) -> _ModelDir:
+    def _interrupted(self, model_id: str) -> bool:
+        """Whether an overwrite without atomic exchange left this model only in ``.old-*``."""
+        return any(self.root.glob(f".old-{model_id}-*/{model_id}"))
+
+    def _open(self, model_id: str, names: tuple[str, ...] = _ModelDir.NAMES) -> _ModelDir:
+        """The model's directory with its files open; every failure is a RegistryError naming the model."""
         path = self._dir(model_id)
         try:
-            return _ModelDir(path)
+            return _ModelDir(path, self.root, names)
         except FileNotFoundError:
+            if self._interrupted(model_id):
+                raise RegistryError(
+                    f"model {model_id!r}: an overwrite was interrupted; Registry.clean() (run by `python -m recsys "
+                    "registry build-defaults`) puts the previous version back"
+                ) from None
             raise RegistryError(f"no model {model_id!r} in {self.root} (it was removed meanwhile)") from None
+        except UnsafeFile as e:
+            raise RegistryError(f"model {model_id!r}: its folder {path} {e}; remove it") from None
+        except OSError as e:  # permissions, I/O errors: still the registry's error, with the cause
+            raise RegistryError(f"model {model_id!r}: its files cannot be opened ({e})") from None
 
     def _consistent(self, model_id: str, read: Callable[[str], Any], failed: Callable[[Any], bool] | None = None):
         """``read(model_id)``, started over when a concurrent save replaced the model's directory meanwhile.
@@ -510,12 +728,14 @@ class Registry:
     def ids(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        names = {
-            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".") and _ID_RE.match(p.name)
-        }
+        # a link with a model's name is listed whatever it leads to, so a broken one shows as damaged
+        names = {p.name for p in self.root.iterdir() if _is_id(p.name) and (p.is_dir() or p.is_symlink())}
         for old in self.root.glob(".old-*"):  # an overwrite half-way (no atomic exchange here): still listed
+            if old.is_symlink():  # never followed (clean() unlinks it)
+                continue
             try:
-                names.update(p.name for p in old.iterdir() if _ID_RE.match(p.name))
+                # only what clean() would put back: real directories, never links
+                names.update(p.name for p in old.iterdir() if _is_id(p.name) and not p.is_symlink() and p.is_dir())
             except OSError:
                 pass
         return sorted(names)
@@ -535,39 +755,50 @@ class Registry:
         return self._consistent(model_id, self._read_manifest_once)
 
     def _read_manifest_once(self, model_id: str, d: _ModelDir | None = None) -> dict:
-        path = self.root / check_model_id(model_id) / MANIFEST
-        try:
-            raw = d.read(MANIFEST) if d is not None else path.read_bytes()
-        except FileNotFoundError:
-            if any(self.root.glob(f".old-{model_id}-*/{model_id}")):
+        if d is None:
+            with self._open(model_id, (MANIFEST,)) as opened:
+                return self._read_manifest_once(model_id, opened)
+        path = self.root / model_id / MANIFEST
+        if MANIFEST in d.problems:
+            raise RegistryError(f"model {model_id!r}: {d.problems[MANIFEST]}; remove the model and retrain it")
+        size = d.size(MANIFEST)
+        if size is None:
+            if self._interrupted(model_id):
                 raise RegistryError(
                     f"model {model_id!r}: an overwrite was interrupted; Registry.clean() (run by `python -m recsys "
                     "registry build-defaults`) puts the previous version back"
-                ) from None
-            raise RegistryError(f"model {model_id!r}: {MANIFEST} is missing ({path})") from None
-        try:
-            manifest = json.loads(raw.decode("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                )
+            raise RegistryError(f"model {model_id!r}: {MANIFEST} is missing ({path})")
+        if size > MAX_MANIFEST_BYTES:
             raise RegistryError(
-                f"model {model_id!r}: {MANIFEST} is not valid JSON ({e}); remove the model and retrain it"
-            ) from None
+                f"model {model_id!r}: {MANIFEST} has {size:,} bytes, more than a manifest can have "
+                f"({MAX_MANIFEST_BYTES:,}); remove the model and retrain it"
+            )
+        try:
+            manifest = loads_json(d.read(MANIFEST, MAX_MANIFEST_BYTES))
+        except ValueError as e:
+            raise RegistryError(f"model {model_id!r}: {MANIFEST} {e}; remove the model and retrain it") from None
+        except OSError as e:
+            raise RegistryError(f"model {model_id!r}: {MANIFEST} cannot be read ({e})") from None
         if not isinstance(manifest, dict):
             raise RegistryError(f"model {model_id!r}: {MANIFEST} is not a JSON object")
         version = manifest.get("format_version")
         if type(version) is not int or version not in READABLE_FORMATS:
+            shown = version if isinstance(version, int | float | str | None) else type(version).__name__
             raise RegistryError(
-                f"model {model_id!r} was written in registry format {version!r}; this recsys "
+                f"model {model_id!r} was written in registry format {str(shown)[:40]!r}; this recsys "
                 f"({__version__}) reads formats {', '.join(map(str, READABLE_FORMATS))}: retrain it with "
                 "`python -m recsys train`"
             )
         if manifest.get("model_id") != model_id:
+            named = manifest.get("model_id")
+            shown = named[:100] if isinstance(named, str) else type(named).__name__
             raise RegistryError(
-                f"model {model_id!r}: its manifest names model {manifest.get('model_id')!r} "
-                "(a copied or swapped manifest)"
+                f"model {model_id!r}: its manifest names model {shown!r} (a copied or swapped manifest)"
             )
-        for key in ("family", "params", "files", "dataset"):
-            if key not in manifest:
-                raise RegistryError(f"model {model_id!r}: manifest lacks {key!r}")
+        problem = _schema_problem(manifest)
+        if problem:
+            raise RegistryError(f"model {model_id!r}: {MANIFEST} {problem}; remove the model and retrain it")
         return manifest
 
     def verify(self, model_id: str) -> list[str]:
@@ -584,45 +815,78 @@ class Registry:
                 manifest = self._read_manifest_once(model_id, d)
             except RegistryError as e:
                 return [str(e)]
-            return self._problems(model_id, manifest, d.digest, lambda: d.head(WEIGHTS), d.exists)
+            try:
+                return self._problems(model_id, manifest, d)
+            except OSError as e:  # an I/O error while hashing
+                return [f"model {model_id!r}: its files cannot be read ({e})"]
 
     def _problems(
-        self,
-        model_id: str,
-        manifest: dict,
-        digest: Callable[[str], tuple[str, int] | None],
-        weights_head: Callable[[], bytes | None],
-        exists: Callable[[str], bool],
+        self, model_id: str, manifest: dict, d: _ModelDir, blobs: dict[str, bytes] | None = None
     ) -> list[str]:
-        """What is wrong with a parsed manifest and the files ``digest`` reads; [] when intact."""
+        """What is wrong with a parsed manifest and the files of ``d``; [] when intact.
+
+        Each file's kind and size are checked before a byte of it is read; the sha256 is then taken of
+        ``blobs[name]`` (the bytes a load parses) when given, else streamed from the file.
+        """
         files = manifest["files"]
-        if not isinstance(files, dict) or WEIGHTS not in files or ITEMS not in files:
+        if WEIGHTS not in files or ITEMS not in files:
             return [f"model {model_id!r}: manifest's file list is incomplete"]
         problems = []
-        version = manifest.get("format_version")
+        version = manifest["format_version"]
         if version >= 2 and manifest.get(SEAL) != manifest_seal(manifest):
             problems.append(
                 f"model {model_id!r}: {MANIFEST} was modified after saving (its content does not match its "
                 f"seal {SEAL!r})"
             )
+        sizes_ok = True
         for name, meta in files.items():
             if name not in (WEIGHTS, EXTRAS, ITEMS):
-                problems.append(f"model {model_id!r}: manifest lists an unexpected file {name!r}")
+                problems.append(f"model {model_id!r}: manifest lists an unexpected file {name[:100]!r}")
                 continue
-            found = digest(name)
-            meta = meta if isinstance(meta, dict) else {}
-            if found is None:
+            size = d.size(name)
+            if name in d.problems:
+                problems.append(f"model {model_id!r}: {d.problems[name]}")
+            elif size is None:
                 problems.append(f"model {model_id!r}: {name} is missing")
-            elif found[1] != meta.get("bytes"):
+            elif size != meta["bytes"]:
                 problems.append(
-                    f"model {model_id!r}: {name} has {found[1]} bytes, manifest says "
-                    f"{meta.get('bytes')} (truncated or replaced)"
+                    f"model {model_id!r}: {name} has {size:,} bytes, manifest says {meta['bytes']:,} "
+                    "(truncated or replaced)"
                 )
-            elif found[0] != meta.get("sha256"):
-                problems.append(f"model {model_id!r}: {name} does not match its sha256 (modified after saving)")
-        if EXTRAS not in files and exists(EXTRAS):
+            else:
+                found = (
+                    (hashlib.sha256(blobs[name]).hexdigest(), len(blobs[name]))
+                    if blobs is not None and name in blobs
+                    else d.digest(name)
+                )
+                if found is None or found[1] != size:
+                    problems.append(f"model {model_id!r}: {name} changed size while being read")
+                elif found[0] != meta["sha256"]:
+                    problems.append(f"model {model_id!r}: {name} does not match its sha256 (modified after saving)")
+                elif name == ITEMS:  # what load parses must parse (a re-sealed forgery passes the checksums)
+                    raw = blobs[ITEMS] if blobs is not None and ITEMS in blobs else d.read(ITEMS, size)
+                    bad = _items_problem(raw)
+                    if bad:
+                        problems.append(f"model {model_id!r}: {ITEMS} {bad}")
+                continue
+            sizes_ok = sizes_ok and name != WEIGHTS
+        if EXTRAS not in files and d.exists(EXTRAS):
             problems.append(f"model {model_id!r}: {EXTRAS} is not listed in the manifest (added after saving)")
-        bound = (_safetensors_metadata(weights_head()) or {}).get(BINDING)
+        if not sizes_ok:  # the weights cannot be read: their binding cannot be checked either
+            return problems
+        heads: dict[str, tuple[dict | None, str | None]] = {}
+        for name in (WEIGHTS, EXTRAS):
+            if name in files and d.size(name) is not None:
+                head = (
+                    blobs[name][: 8 + MAX_SAFETENSORS_HEADER] if blobs is not None and name in blobs else d.head(name)
+                )
+                heads[name] = _safetensors_metadata(head, d.size(name))
+                if heads[name][1]:
+                    problems.append(f"model {model_id!r}: {name} {heads[name][1]}")
+        meta, unreadable = heads.get(WEIGHTS, (None, None))
+        if unreadable:
+            return problems
+        bound = (meta or {}).get(BINDING)
         if bound is not None and bound != manifest_core_digest(manifest):
             problems.append(
                 f"model {model_id!r}: {MANIFEST} does not belong to {WEIGHTS}: the weights were saved with "
@@ -643,28 +907,24 @@ class Registry:
         """Verify, then rebuild the model from family + params + weights. Raises RegistryError.
 
         The bytes that are checked are the bytes that are parsed, all from one directory: a model
-        replaced by a concurrent save is read again, never mixed.
+        replaced by a concurrent save is read again, never mixed. No file is read before its kind and
+        its size (against the manifest) are checked.
         """
         return self._consistent(model_id, self._load_once)
 
     def _load_once(self, model_id: str) -> LoadedModel:
         with self._open(model_id) as d:
             manifest = self._read_manifest_once(model_id, d)
-            listed = manifest["files"] if isinstance(manifest["files"], dict) else {}
+            listed = manifest["files"]
             blobs: dict[str, bytes] = {}
-            for name in (WEIGHTS, ITEMS, EXTRAS):
-                if name in listed:
-                    try:
-                        blobs[name] = d.read(name)
-                    except FileNotFoundError:
-                        pass
-            problems = self._problems(
-                model_id,
-                manifest,
-                lambda n: (hashlib.sha256(blobs[n]).hexdigest(), len(blobs[n])) if n in blobs else None,
-                lambda: blobs.get(WEIGHTS),
-                d.exists,
-            )
+            try:
+                for name in (WEIGHTS, ITEMS, EXTRAS):
+                    meta = listed.get(name)
+                    if meta is not None and name not in d.problems and d.size(name) == meta["bytes"]:
+                        blobs[name] = d.read(name, meta["bytes"])
+            except OSError as e:
+                raise RegistryError(f"model {model_id!r}: its files cannot be read ({e})") from None
+            problems = self._problems(model_id, manifest, d, blobs)
         if problems:
             raise RegistryError(
                 "refusing to load: "
@@ -679,7 +939,7 @@ class Registry:
             model = cls(**manifest["params"])
             model.load_state_dict(_load_arrays(blobs[WEIGHTS]))
             model.training_log_ = manifest.get("training_log") or []
-            items = pd.DataFrame(json.loads(blobs[ITEMS].decode("utf-8")))
+            items = pd.DataFrame(loads_json(blobs[ITEMS]))
             items["tags"] = [tuple(t) for t in items["tags"]]
             extras = _load_arrays(blobs[EXTRAS]) if EXTRAS in blobs else {}
         except RegistryError:

@@ -13,6 +13,8 @@ variable                    CI       full    what
 ``RECSYS_APP_SEQUENCES``    4        25      random widget sequences through AppTest
 ``RECSYS_SLIDER_MOVES``     40       500     slider moves of the app memory test
 ``RECSYS_BIG_CSV_ROWS``     300000   1e7     rows of the big-import test
+``RECSYS_FUZZ_REGISTRIES``  500      5000    structurally damaged registries (hypothesis)
+``RECSYS_RACES``            50       200     ``overwrite=False`` races between two processes
 ==========================  =======  ======  =================================================
 
 With ``RECSYS_RELIABILITY_LOG=path.jsonl`` every test appends one JSON line of its figures.
@@ -35,6 +37,8 @@ DEFAULTS = {
     "RECSYS_APP_SEQUENCES": 4,
     "RECSYS_SLIDER_MOVES": 40,
     "RECSYS_BIG_CSV_ROWS": 300_000,
+    "RECSYS_FUZZ_REGISTRIES": 500,
+    "RECSYS_RACES": 50,
 }
 
 
