@@ -400,6 +400,8 @@ def _schema_problem(manifest: dict) -> str | None:
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             want = " or ".join(_JSON_TYPE_NAMES.get(t, "a number") for t in dict.fromkeys(types))
             return f"field {key!r} must be {want}, not {_json_type(value)}"
+    if any(not isinstance(epoch, dict) for epoch in manifest.get("training_log", [])):
+        return "field 'training_log' must be a list of objects (one per epoch)"
     dataset = manifest["dataset"]
     for key, types in _DATASET_FIELDS.items():
         value = dataset.get(key)

@@ -55,6 +55,7 @@ SCHEMA_EDITS = {
     "format-list": lambda m: m.__setitem__("format_version", [2]),
     "info-list": lambda m: m.__setitem__("info", ["x"]),
     "training-log-object": lambda m: m.__setitem__("training_log", {"a": 1}),
+    "training-log-junk": lambda m: m.__setitem__("training_log", [1, "x", [2]]),
     "dataset-name-number": lambda m: m["dataset"].__setitem__("name", 5),
     "dataset-no-fingerprint": lambda m: m["dataset"].pop("fingerprint"),
     "model-id-list": lambda m: m.__setitem__("model_id", ["m"]),
