@@ -7,7 +7,7 @@ recommender logic.
 
 import streamlit as st
 
-from recsys.app_support import cached_statuses, current_registry, mark_routed
+from recsys.app_support import cached_statuses, current_registry, mark_routed, page_guard
 
 st.set_page_config(page_title="Steerable recommender", page_icon=":material/headphones:", layout="wide")
 
@@ -19,13 +19,17 @@ PAGES = [
     st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
 ]
 page = st.navigation(PAGES)
-mark_routed()
 
-with st.sidebar:
-    registry = current_registry()
-    statuses = cached_statuses(registry)
-    n_bad = sum(not s.ok for s in statuses)
-    st.caption(f"Registry: `{registry.root}`")
-    st.caption(f"{len(statuses) - n_bad} model(s) ready" + (f", {n_bad} failing verification" if n_bad else ""))
+# the router and the sidebar read the registry on every rerun: an error there becomes a message
+# (page_guard), and the page below still runs
+with page_guard("app"):
+    mark_routed()
+    with st.sidebar:
+        registry = current_registry()
+        statuses = cached_statuses(registry)
+        n_bad = sum(not s.ok for s in statuses)
+        st.caption(f"Registry: `{registry.root}`")
+        st.caption(f"{len(statuses) - n_bad} model(s) ready" + (f", {n_bad} failing verification" if n_bad else ""))
 
-page.run()  # each page guards its own body (recsys.app_support.page_guard)
+with page_guard("page"):
+    page.run()  # each page also guards its own body (recsys.app_support.page_guard)

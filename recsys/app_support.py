@@ -95,17 +95,28 @@ def fix_hint(model_id: str, registry: Registry) -> str:
 def files_signature(registry: Registry, model_id: str) -> tuple:
     """(name, size, mtime) of every file of a model: a cache key that changes when a file does.
 
-    A directory replaced by a concurrent save while it is listed is listed again (never raises).
+    A directory replaced by a concurrent save while it is listed is listed again; a link that cannot
+    be followed (dangling, a loop) counts by the link itself; an unreadable folder gives ``()``. Never
+    raises, never opens a file (a FIFO or device is only stat'ed).
     """
     path = registry.root / model_id
+
+    def stat(entry: os.DirEntry) -> os.stat_result:
+        try:
+            return entry.stat()
+        except OSError:
+            return entry.stat(follow_symlinks=False)
+
     for _ in range(5):
         if not path.is_dir():
             return ()
         try:
             with os.scandir(path) as entries:
-                stats = [(e.name, e.stat()) for e in entries]
+                stats = [(e.name, stat(e)) for e in entries]
         except FileNotFoundError:
             continue
+        except OSError:
+            return ()
         return tuple(sorted((name, s.st_size, s.st_mtime_ns) for name, s in stats))
     return ()
 
@@ -548,12 +559,20 @@ def steering_latency_ms(steerer, picks: list[str], tags: dict[str, float], repea
 def training_curves(manifest: dict):
     """Plotly figure of the per-epoch log (train loss and validation NDCG@100), or None without a log."""
     log = manifest.get("training_log") or []
+    # the manifest viewer shows damaged models too: use only well-formed epochs
+    log = (
+        [e for e in log if isinstance(e, dict) and isinstance(e.get("train_loss"), int | float)]
+        if isinstance(log, list)
+        else []
+    )
     if not log:
         return None
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     df = pd.DataFrame(log)
+    if "val_ndcg@100" in df:
+        df["val_ndcg@100"] = pd.to_numeric(df["val_ndcg@100"], errors="coerce")
     df["step"] = np.arange(1, len(df) + 1)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(go.Scatter(x=df["step"], y=df["train_loss"], name="train loss", mode="lines+markers"))

@@ -27,6 +27,7 @@ from recsys.registry import Registry
 
 from ..app.conftest import ROOT, RUN_TIMEOUT_S, flip_byte
 from .conftest import count, log_figures
+from .registry_damage import KINDS, damage
 
 PAGES = ("pages/home.py", "pages/recommend.py", "pages/latent_space.py", "pages/compare.py", "pages/models.py")
 UNEXPECTED = "Something went wrong"
@@ -40,6 +41,23 @@ def _rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def through_app(at: AppTest, page: str) -> AppTest:
+    """Switch to ``page`` so that the rerun goes through ``app.py`` (router, sidebar), then the page.
+
+    AppTest runs a switched-to page file on its own (it starts each run in Streamlit's legacy
+    ``pages/`` mode), so ``app.py``'s sidebar would never rerun after a switch. Clearing the routed
+    flag makes the page send the session through ``app.py`` (``require_router``), which switches
+    back to it: the path a deep link takes in a browser.
+    """
+    at.session_state["_recsys_routed"] = False
+    return at.switch_page(page)
+
+
+def _ordinary(path: Path) -> bool:
+    """A regular file of ordinary size that is not a link: safe for the test itself to read or write."""
+    return path.is_file() and not path.is_symlink() and path.stat().st_size < 1 << 30
 
 
 def _check(at: AppTest, where: str) -> None:
@@ -104,28 +122,49 @@ class Abuser:
         return f"button {w.key or w.label}"
 
     def damage(self) -> str:
-        models = [p for p in self.registry.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        models = [
+            p for p in self.registry.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+        ]
         if not models:
             return "damage: nothing to damage"
         m = self.rng.choice(models)
-        how = self.rng.choice(["flip", "truncate", "swap"])
+        how = self.rng.choice(["flip", "truncate", "swap", "structure", "structure"])
+        if how == "structure":  # a directory, FIFO, /dev/zero link, sparse file, deep JSON, wrong field types...
+            kind = self.rng.choice(sorted(KINDS))
+            name = self.rng.choice(KINDS[kind])
+            if name != "." and not _ordinary(m / name):
+                return f"damage {m.name} (nothing to damage: {name})"
+            outside = self.registry.parent / "outside"
+            outside.mkdir(exist_ok=True)
+            other = self.rng.choice([p for p in models if p != m] or [m])
+            return f"damage {m.name} ({damage(m, kind, name, outside=outside, other=other, rng=self.rng)})"
         if how == "flip":
-            flip_byte(m / self.rng.choice(["weights.safetensors", "items.json", "extras.safetensors"]))
+            f = m / self.rng.choice(["weights.safetensors", "items.json", "extras.safetensors"])
+            if not _ordinary(f):  # already a FIFO, a link, a sparse file...: reading it is the app's job
+                return f"damage {m.name} (nothing to flip)"
+            flip_byte(f)
         elif how == "truncate":
             f = m / self.rng.choice(["weights.safetensors", "items.json", "manifest.json"])
+            if not _ordinary(f):
+                return f"damage {m.name} (nothing to truncate)"
             f.write_bytes(f.read_bytes()[: max(1, f.stat().st_size // 3)])
         else:
             other = self.rng.choice([p for p in models if p != m] or [m])
+            if not _ordinary(other / "manifest.json") or not _ordinary(m / "manifest.json"):
+                return f"damage {m.name} (nothing to swap)"
             shutil.copy(other / "manifest.json", m / "manifest.json")
         return f"damage {m.name} ({how})"
 
     def repair(self) -> str:
-        shutil.rmtree(self.registry)
+        shutil.rmtree(self.registry)  # never follows the links that damage() made
         shutil.copytree(self.pristine, self.registry)
         return "repair"
 
     def switch(self, at: AppTest) -> str:
         page = self.rng.choices(PAGES, weights=PAGE_WEIGHTS)[0]
+        if self.rng.random() < 0.5:  # half the switches rerun app.py's router and sidebar too
+            through_app(at, page)
+            return f"page {page} (through app.py)"
         at.switch_page(page)
         return f"page {page}"
 
@@ -175,6 +214,80 @@ def test_random_widget_sequences_never_raise(built_registry: Path, tmp_path: Pat
         actions=kinds,
         wall_s=round(time.perf_counter() - t0, 1),
     )
+
+
+#: Issue 15's structural damage, one after another, each seen by every page of one session.
+STRUCTURAL = [
+    ("directory", "manifest.json", "mlp-synthetic"),
+    ("deep-json", "manifest.json", "ease-synthetic"),
+    ("schema", "manifest.json", "mlp-synthetic"),
+    ("fifo", "weights.safetensors", "mlp-synthetic"),
+    ("link-devzero", "weights.safetensors", "ease-synthetic"),
+    ("sparse-6GiB", "weights.safetensors", "mlp-synthetic"),
+    ("deep-header", "extras.safetensors", "mlp-synthetic"),
+    ("link-outside", ".", "svd-synthetic"),
+]
+
+
+def test_structural_damage_between_reruns_gives_every_page_a_message(
+    built_registry: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """app.py (router, sidebar) and every page rerun after each damage: no exception, no "Something
+    went wrong", the sidebar counts the damaged model, and repairing brings it back."""
+    registry = Path(shutil.copytree(built_registry, tmp_path / "models"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    monkeypatch.setenv("RECSYS_MODELS_DIR", str(registry))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=RUN_TIMEOUT_S).run()
+    _check(at, "start")
+    rng = random.Random(15)
+    runs, t0 = 0, time.perf_counter()
+    for kind, name, model in STRUCTURAL:
+        what = damage(registry / model, kind, name, outside=outside, other=registry / "ease-synthetic", rng=rng)
+        for page in PAGES:
+            through_app(at, page).run()
+            runs += 1
+            _check(at, f"{what} of {model}, {page}")
+            sidebar = " ".join(c.value for c in at.sidebar.caption)
+            assert "1 failing verification" in sidebar, f"{what} of {model}, {page}: sidebar says {sidebar!r}"
+        shutil.rmtree(registry)  # repair: the next rerun sees the pristine registry again
+        shutil.copytree(built_registry, registry)
+        at.run()
+        runs += 1
+        _check(at, f"after repairing {what}")
+        assert "failing" not in " ".join(c.value for c in at.sidebar.caption)
+    log_figures(
+        "app_structural_damage", damages=len(STRUCTURAL), reruns=runs, wall_s=round(time.perf_counter() - t0, 1)
+    )
+
+
+def test_an_error_in_app_py_itself_is_a_message_and_the_page_still_runs(built_registry: Path, monkeypatch) -> None:
+    """The router and the sidebar run inside page_guard: what fails there is a message, and the page still runs."""
+    import recsys.app_support as app_support
+
+    real, calls = app_support.current_registry, []
+
+    def fails_once():  # the sidebar's call (app.py runs before the page) fails, the page's works
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("simulated failure in the sidebar")
+        return real()
+
+    monkeypatch.setenv("RECSYS_MODELS_DIR", str(built_registry))
+    monkeypatch.setattr(app_support, "current_registry", fails_once)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=RUN_TIMEOUT_S).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("simulated failure" in e.value for e in at.error), [e.value for e in at.error]
+    assert [t.value for t in at.title] == ["Steerable recommender"]  # the Home page ran below it
+
+
+def test_the_demo_never_shows_error_details() -> None:
+    """An exception that escapes every guard shows a generic message in the demo, not a traceback."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == "none"  # `false` still shows the stack trace (1.67)
+    assert "--client.showErrorDetails none" in (ROOT / "scripts" / "demo").read_text()
 
 
 @pytest.mark.slow

@@ -191,7 +191,15 @@ def test_structural_damage_is_refused_quickly_with_one_clear_reason(fresh, kind,
 
 @pytest.mark.parametrize(
     "edit",
-    ["dataset-string", "metrics-list", "files-list", "file-entry-string", "format-text", "no-dataset"],
+    [
+        "dataset-string",
+        "metrics-list",
+        "files-list",
+        "file-entry-string",
+        "format-text",
+        "no-dataset",
+        "training-log-junk",
+    ],
 )
 def test_manifest_fields_of_the_wrong_type_mark_the_model_damaged(fresh, edit) -> None:
     from .registry_damage import SCHEMA_EDITS
@@ -205,6 +213,16 @@ def test_manifest_fields_of_the_wrong_type_mark_the_model_damaged(fresh, edit) -
     assert not entry.ok and ("manifest.json" in entry.problem or "format" in entry.problem), entry
     assert "'str' object" not in entry.problem and "has no attribute" not in entry.problem
     assert_damaged_alone(exercise(reg), edit)
+
+
+def test_the_manifest_viewer_draws_curves_only_from_well_formed_epochs() -> None:
+    """The Models page shows the manifest of damaged models too (format 1 has no seal to stop it)."""
+    from recsys.app_support import training_curves
+
+    assert training_curves({"training_log": [1, "x", {"val_ndcg@100": 0.2}]}) is None
+    assert training_curves({"training_log": {"a": 1}}) is None
+    fig = training_curves({"training_log": [{"train_loss": 1.0, "val_ndcg@100": "x"}, 7, {"train_loss": 0.5}]})
+    assert fig is not None and len(fig.data[0].y) == 2
 
 
 def test_clean_unlinks_an_old_link_out_of_the_registry_and_never_moves_what_it_points_to(fresh) -> None:
