@@ -34,7 +34,10 @@ object, ``metrics`` an object, ...). A damaged model is listed with one reason; 
 What the seal protects against: accidents (a flipped bit, a truncated copy, a half-finished edit,
 another model's file copied in), not forgery. It is an unkeyed sha256: whoever can write the
 registry can edit a model and recompute every checksum and the seal, and ``verify`` then says ok.
-Keep the registry writable only by whom you trust, as you would the code that reads it.
+Keep the registry writable only by whom you trust, as you would the code that reads it. Against
+forgery, set ``$RECSYS_SEAL_KEY`` (a secret kept outside the registry) when saving and reading: saves
+add ``manifest_hmac_sha256``, an HMAC-SHA256 of the manifest (file checksums included), and reads
+refuse any model whose keyed seal is missing or does not match, a re-sealed forgery included.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import ctypes
 import datetime as _dt
 import errno
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -83,6 +87,10 @@ FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
 #: Manifest key of the seal: sha256 of the canonical JSON of every other key.
 SEAL = "manifest_sha256"
+#: Manifest key of the optional keyed seal: HMAC-SHA256 with the key in ``$RECSYS_SEAL_KEY``.
+KEYED_SEAL = "manifest_hmac_sha256"
+#: Environment variable holding the key of the keyed seal (keep it outside the registry).
+SEAL_KEY_ENV = "RECSYS_SEAL_KEY"
 #: safetensors header metadata key binding the weights to their manifest (format 2).
 BINDING = "recsys.manifest_core_sha256"
 #: How often a read starts over when a concurrent save replaced the model directory meanwhile.
@@ -171,7 +179,20 @@ def _canonical(obj: Any) -> bytes:
 
 def manifest_core_digest(manifest: dict) -> str:
     """sha256 of the manifest without its file list and seal: what the weights file is bound to."""
-    return hashlib.sha256(_canonical({k: v for k, v in manifest.items() if k not in ("files", SEAL)})).hexdigest()
+    core = {k: v for k, v in manifest.items() if k not in ("files", SEAL, KEYED_SEAL)}
+    return hashlib.sha256(_canonical(core)).hexdigest()
+
+
+def seal_key() -> bytes | None:
+    """The key of the keyed seal (``$RECSYS_SEAL_KEY``), or None when it is not set."""
+    key = os.environ.get(SEAL_KEY_ENV, "")
+    return key.encode("utf-8") if key else None
+
+
+def manifest_keyed_seal(manifest: dict, key: bytes) -> str:
+    """HMAC-SHA256 of the manifest without its seals (file checksums included): only the key's holder can make it."""
+    body = {k: v for k, v in manifest.items() if k not in (SEAL, KEYED_SEAL)}
+    return hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
 
 
 def manifest_seal(manifest: dict) -> str:
@@ -374,6 +395,7 @@ _MANIFEST_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "created": ((str,), False),
     "versions": ((dict,), False),
     SEAL: ((str,), False),
+    KEYED_SEAL: ((str,), False),
 }
 _DATASET_FIELDS: dict[str, tuple[type, ...]] = {
     "name": (str,),
@@ -577,6 +599,9 @@ class Registry:
             }
             (tmp / ITEMS).write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
             manifest["files"] = {f: {"sha256": _sha256(tmp / f), "bytes": (tmp / f).stat().st_size} for f in files}
+            key = seal_key()
+            if key is not None:  # the keyed seal: refuses a re-sealed forgery where the key is set
+                manifest[KEYED_SEAL] = manifest_keyed_seal(manifest, key)
             manifest[SEAL] = manifest_seal(manifest)
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
             umask = _umask()
@@ -840,6 +865,19 @@ class Registry:
                 f"model {model_id!r}: {MANIFEST} was modified after saving (its content does not match its "
                 f"seal {SEAL!r})"
             )
+        key = seal_key()
+        if key is not None:  # only models sealed with this key are trusted
+            keyed = manifest.get(KEYED_SEAL)
+            if keyed is None:
+                problems.append(
+                    f"model {model_id!r}: {MANIFEST} has no keyed seal, and {SEAL_KEY_ENV} is set: models saved "
+                    f"without the key are not trusted; save it again with {SEAL_KEY_ENV} set"
+                )
+            elif not hmac.compare_digest(keyed, manifest_keyed_seal(manifest, key)):
+                problems.append(
+                    f"model {model_id!r}: {MANIFEST} does not match its keyed seal: it was changed by someone "
+                    f"without the key (or saved with another {SEAL_KEY_ENV})"
+                )
         sizes_ok = True
         for name, meta in files.items():
             if name not in (WEIGHTS, EXTRAS, ITEMS):

@@ -8,7 +8,7 @@ import pytest
 
 from recsys.data.synthetic import generate_synthetic
 from recsys.models import EASE, Popularity
-from recsys.registry import FORMAT_VERSION, Registry, RegistryError, check_model_id
+from recsys.registry import FORMAT_VERSION, SEAL, Registry, RegistryError, check_model_id, manifest_seal
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +125,46 @@ def test_remove_and_clean(reg, ds):
 def test_unfitted_model_not_saved(tmp_path, ds):
     with pytest.raises(RegistryError, match="fitted"):
         Registry(tmp_path).save(EASE(), dataset=ds)
+
+
+def _forge(reg, model_id, params):
+    """Edit a model's params and recompute the (unkeyed) seal, as anyone who can write the registry could."""
+    path = reg.root / model_id / "manifest.json"
+    m = json.loads(path.read_text())
+    m["params"] = params
+    m[SEAL] = manifest_seal(m)
+    path.write_text(json.dumps(m))
+
+
+def test_the_unkeyed_seal_catches_accidents_not_forgery(reg):
+    """Documented limit: a re-sealed edit passes the sha256 seal (only the weights' binding is left)."""
+    _forge(reg, "ease-x", {"l2": 99.0})
+    problems = reg.verify("ease-x")
+    assert problems and all("seal" not in p for p in problems), problems  # the seal itself says ok
+
+
+def test_a_keyed_seal_refuses_a_resealed_forgery(tmp_path, ds, monkeypatch):
+    monkeypatch.setenv("RECSYS_SEAL_KEY", "secret kept outside the registry")
+    reg = Registry(tmp_path / "store")
+    reg.save(Popularity().fit(ds), dataset=ds, model_id="pop", metrics={"ndcg@100": 0.1})
+    assert reg.verify("pop") == []
+    assert reg.load("pop").manifest["manifest_hmac_sha256"]
+    path = reg.root / "pop" / "manifest.json"
+    original = path.read_text()
+    m = json.loads(original)
+    m["metrics"] = {"ndcg@100": 0.99}  # a forgery: metrics edited, unkeyed seal recomputed
+    m[SEAL] = manifest_seal(m)
+    path.write_text(json.dumps(m))
+    with pytest.raises(RegistryError, match="keyed seal"):
+        reg.load("pop")
+    monkeypatch.setenv("RECSYS_SEAL_KEY", "another key")
+    path.write_text(original)
+    assert any("keyed seal" in p for p in reg.verify("pop"))
+    monkeypatch.delenv("RECSYS_SEAL_KEY")
+    assert reg.verify("pop") == []  # without the key, the model reads as before
+
+
+def test_with_a_seal_key_set_models_saved_without_it_are_refused(reg, monkeypatch):
+    monkeypatch.setenv("RECSYS_SEAL_KEY", "k")
+    problems = reg.verify("ease-x")
+    assert len(problems) == 1 and "no keyed seal" in problems[0], problems
