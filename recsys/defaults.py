@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -36,6 +37,9 @@ from .steering.calibration import StepRule
 from .threads import training_torch_threads
 
 logger = logging.getLogger("recsys")
+
+#: Environment variable: worker processes of the demo's first build (see :func:`build_jobs`).
+BUILD_JOBS_ENV = "RECSYS_BUILD_JOBS"
 
 #: Seed of the strong-generalization split every default model is trained and scored on.
 SPLIT_SEED = 0
@@ -200,6 +204,7 @@ def _build(
     split_seed: int,
     n_heldout_users: int | None,
     reducer_factory: Callable[..., Any] | None = None,
+    jobs: int | None = 1,
 ) -> tuple[list[str], list[str]]:
     """:func:`build_default_registry`, also returning the ids whose fit failed."""
     registry = registry if registry is not None else Registry()
@@ -212,8 +217,12 @@ def _build(
         return [], []
     ds = dataset if dataset is not None else default_dataset()
     split = strong_generalization_split(ds, split_seed, n_heldout_users)
-    with training_torch_threads():
-        built, failed = _build_all(todo, split, registry, progress, reducer_factory)
+    jobs = max(1, min(build_jobs() if jobs is None else int(jobs), len(todo)))
+    if jobs > 1:
+        built, failed = _build_parallel(todo, split, registry, progress, reducer_factory, jobs)
+    else:
+        with training_torch_threads():
+            built, failed = _build_all(todo, split, registry, progress, reducer_factory)
     if progress:
         progress(len(todo), len(todo), f"saved {len(built)} of {len(todo)} models to {registry.root}")
     return built, failed
@@ -250,6 +259,110 @@ def _build_all(
     return built, failed
 
 
+def build_jobs() -> int:
+    """Worker processes for the demo's first build: ``$RECSYS_BUILD_JOBS``, else 2 on machines with 2+ cores.
+
+    Each worker trains one model at a time on one thread (:mod:`recsys.threads`), so two workers use
+    both cores of the 2-core machines the demo targets; more would only share those cores.
+    """
+    raw = os.environ.get(BUILD_JOBS_ENV, "").strip()
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            raise ValueError(f"${BUILD_JOBS_ENV} must be a positive integer, got {raw!r}") from None
+        if n < 1:
+            raise ValueError(f"${BUILD_JOBS_ENV} must be a positive integer, got {raw!r}")
+        return n
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+_worker_queue: Any = None
+
+
+def _init_worker(queue: Any) -> None:
+    global _worker_queue
+    _worker_queue = queue
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _build_in_worker(
+    spec: DefaultModel, split: StrongSplit, root: str, reducer_factory: Callable[..., Any] | None
+) -> str:
+    """One model in a worker process: fit, score, map, save; progress messages go to the parent's queue."""
+
+    def say(text: str) -> None:
+        if _worker_queue is not None:
+            _worker_queue.put(text)
+
+    def on_epoch(epoch: int, elapsed: float, info: dict) -> None:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in info.items() if isinstance(v, int | float))
+        say(f"training {spec.model_id}: epoch {epoch} ({elapsed:.0f} s) {shown}".rstrip())
+
+    def on_map(step: int, elapsed: float, info: dict) -> None:
+        say(f"mapping {spec.model_id}'s latent space: {info.get('stage', step)} done")
+
+    say(f"training {spec.model_id} ({spec.family})")
+    with training_torch_threads():
+        return _fit_and_save(
+            spec, get_model_class(spec.family), split, Registry(root), on_epoch, reducer_factory, on_map
+        )
+
+
+def _build_parallel(
+    todo: list[tuple[DefaultModel, type[Recommender]]],
+    split: StrongSplit,
+    registry: Registry,
+    progress: BuildProgress | None,
+    reducer_factory: Callable[..., Any] | None,
+    jobs: int,
+) -> tuple[list[str], list[str]]:
+    """:func:`_build_all` over ``jobs`` worker processes (spawned: no torch state crosses a fork).
+
+    Models are handed out in :data:`DEFAULT_MODELS` order, so the cheap ones are still saved first.
+    The parent sends each worker the split (nothing is regenerated or read back from disk) and shows
+    the workers' latest progress message.
+    """
+    import multiprocessing
+    import queue as queue_module
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = multiprocessing.get_context("spawn")
+    messages = ctx.Queue()
+    built, failed = [], []
+    done = 0
+
+    def drain() -> None:
+        while True:
+            try:
+                text = messages.get_nowait()
+            except queue_module.Empty:
+                return
+            if progress:
+                progress(done, len(todo), text)
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(messages,)) as pool:
+        futures = {
+            pool.submit(_build_in_worker, spec, split, str(registry.root), reducer_factory): spec for spec, _ in todo
+        }
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            drain()
+            for future in finished:
+                spec = futures[future]
+                try:
+                    built.append(future.result())
+                except Exception as e:  # one family failing must not cost the demo the others
+                    logger.error("could not build default model %s: %s: %s", spec.model_id, type(e).__name__, e)
+                    failed.append(spec.model_id)
+                done += 1
+        drain()
+    order = [spec.model_id for spec, _ in todo]
+    return sorted(built, key=order.index), failed
+
+
 class _TqdmProgress:
     """A ``BuildProgress`` that draws one tqdm bar over the models (to stderr)."""
 
@@ -281,6 +394,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="refit models that are already present")
     p.add_argument("--families", metavar="A,B", help="only these families (comma-separated)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        help=f"models trained at once, one process each (default: ${BUILD_JOBS_ENV}, else 2 on 2+ cores)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -292,7 +410,10 @@ def run(args: argparse.Namespace) -> int:
     families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
     try:
         progress = None if args.quiet else _TqdmProgress()
-        built, failed = _build(registry, progress, args.force, families, None, None, SPLIT_SEED, None)
+        jobs = getattr(args, "jobs", None)
+        if jobs is not None and jobs < 1:
+            raise ValueError(f"--jobs must be >= 1, got {jobs}")
+        built, failed = _build(registry, progress, args.force, families, None, None, SPLIT_SEED, None, jobs=jobs)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -157,3 +157,39 @@ def test_a_committed_step_rule_is_stored_and_not_chosen_again(tmp_path: Path, sm
 def test_every_latent_default_model_carries_a_chosen_step_rule() -> None:
     latent = [m for m in DEFAULT_MODELS if m.family not in ("popularity", "ease")]
     assert latent and all(m.step_rule is not None and set(m.step_rule) == {"base", "scale", "offset"} for m in latent)
+
+
+def test_two_worker_processes_build_what_one_builds(tmp_path: Path, small, caplog) -> None:
+    """The first start's parallel build: same models, same metrics, a failure still costs only its model."""
+    models = [
+        DefaultModel("popularity-synthetic", "popularity"),
+        DefaultModel("ease-synthetic", "ease", {"l2": 200.0}),
+        DefaultModel("ease-broken", "ease", {"l2": -1.0}),
+    ]
+    messages: list[str] = []
+    one = Registry(tmp_path / "one")
+    two = Registry(tmp_path / "two")
+    build_default_registry(one, dataset=small, models=models)
+    with caplog.at_level(logging.ERROR, logger="recsys"):
+        built, failed = defaults._build(
+            two, lambda d, t, m: messages.append(m), False, None, small, models, defaults.SPLIT_SEED, None, jobs=2
+        )
+    assert built == ["popularity-synthetic", "ease-synthetic"] and failed == ["ease-broken"]
+    assert "ease-broken" in caplog.text and "l2 must be > 0" in caplog.text
+    for model_id in built:
+        a, b = (r.read_manifest(model_id)["metrics"] for r in (one, two))
+        assert {k: v for k, v in a.items() if "ms" not in k} == {k: v for k, v in b.items() if "ms" not in k}
+    assert any("training ease-synthetic" in m for m in messages)  # the workers' progress reaches the parent
+
+
+def test_build_jobs_default_and_override(monkeypatch) -> None:
+    monkeypatch.delenv(defaults.BUILD_JOBS_ENV, raising=False)
+    monkeypatch.setattr(defaults.os, "cpu_count", lambda: 2)
+    assert defaults.build_jobs() == 2
+    monkeypatch.setattr(defaults.os, "cpu_count", lambda: 1)
+    assert defaults.build_jobs() == 1
+    monkeypatch.setenv(defaults.BUILD_JOBS_ENV, "3")
+    assert defaults.build_jobs() == 3
+    monkeypatch.setenv(defaults.BUILD_JOBS_ENV, "zero")
+    with pytest.raises(ValueError, match="RECSYS_BUILD_JOBS"):
+        defaults.build_jobs()
