@@ -57,3 +57,11 @@ def test_eigenvalues_sorted_in_unit_interval_and_rank_capped() -> None:
 def test_bad_parameters_are_refused(bad) -> None:
     with pytest.raises(ValueError):
         LowRankDLAE(**bad).fit(contract_split().train)
+
+
+def test_template_builds_the_family() -> None:
+    from recsys.training import load_template
+
+    cfg = load_template("dlae")
+    assert cfg["family"] == "dlae"
+    assert LowRankDLAE(**cfg["params"]).get_params() == cfg["params"]
