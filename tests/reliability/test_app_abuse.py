@@ -73,6 +73,8 @@ class Abuser:
         self.rng, self.registry, self.pristine, self.empty, self.mp = rng, registry, pristine, empty, monkeypatch
         self._items: dict[str, list[str]] = {}
         self.actions: list[str] = []
+        self.structural: dict[str, int] = {}  # structural damages done, by kind
+        self.through_app = 0  # page switches that reran app.py (router and sidebar) too
 
     def item_ids(self, model_id: str) -> list[str]:
         if model_id not in self._items:
@@ -137,6 +139,7 @@ class Abuser:
             outside = self.registry.parent / "outside"
             outside.mkdir(exist_ok=True)
             other = self.rng.choice([p for p in models if p != m] or [m])
+            self.structural[kind] = self.structural.get(kind, 0) + 1
             return f"damage {m.name} ({damage(m, kind, name, outside=outside, other=other, rng=self.rng)})"
         if how == "flip":
             f = m / self.rng.choice(["weights.safetensors", "items.json", "extras.safetensors"])
@@ -164,6 +167,7 @@ class Abuser:
         page = self.rng.choices(PAGES, weights=PAGE_WEIGHTS)[0]
         if self.rng.random() < 0.5:  # half the switches rerun app.py's router and sidebar too
             through_app(at, page)
+            self.through_app += 1
             return f"page {page} (through app.py)"
         at.switch_page(page)
         return f"page {page}"
@@ -186,7 +190,7 @@ class Abuser:
 def test_random_widget_sequences_never_raise(built_registry: Path, tmp_path: Path, monkeypatch) -> None:
     sequences = count("RECSYS_APP_SEQUENCES")
     t0 = time.perf_counter()
-    runs, kinds = 0, {}
+    runs, kinds, structural, through = 0, {}, {}, 0
     for seed in range(sequences):
         rng = random.Random(seed)
         registry = Path(shutil.copytree(built_registry, tmp_path / f"models-{seed}"))
@@ -207,11 +211,16 @@ def test_random_widget_sequences_never_raise(built_registry: Path, tmp_path: Pat
             at.run()
             runs += 1
             _check(at, f"seed {seed}, step {k} ({action}); before: {abuser.actions[-5:-1]}")
+        through += abuser.through_app
+        for kind, n in abuser.structural.items():
+            structural[kind] = structural.get(kind, 0) + n
     log_figures(
         "app_random_sequences",
         sequences=sequences,
         reruns=runs,
         actions=kinds,
+        structural_damage=structural,
+        switches_through_app_py=through,
         wall_s=round(time.perf_counter() - t0, 1),
     )
 
