@@ -181,3 +181,21 @@ def test_bad_item_nouns_are_refused(env, small, capsys):
     inter, items = files(small, env / "d")
     assert run("data", "import", inter, items, "--item-noun", "  ") == 2
     assert "item noun" in capsys.readouterr().err
+
+
+# ---- issue 15: a NUL in an id, a number outside the syntax: refused, nothing recorded --------------
+@pytest.mark.parametrize(
+    "interactions, items, where",
+    [
+        ("user,item\nu1,a\n", "item,title\na,A\na\0,B\n", "items.csv, line 3: the item id 'a\\x00' contains NUL"),
+        ("user,item\nu1,a\nu1\0,a\n", "item,title\na,A\n", "plays.csv, line 3: the user id 'u1\\x00' contains NUL"),
+        ("user,item,weight\nu1,a,1e-50\n", "item,title\na,A\n", "plays.csv, line 2: weight '1e-50' is not 0 but"),
+        ("user,item,weight\nu1,a,1_000\n", "item,title\na,A\n", "plays.csv, line 2: weight '1_000' is not a number"),
+    ],
+)
+def test_data_import_refuses_control_characters_and_odd_numbers(env, capsys, interactions, items, where):
+    (env / "plays.csv").write_text(interactions, encoding="utf-8")
+    (env / "items.csv").write_text(items, encoding="utf-8")
+    assert run("data", "import", env / "plays.csv", env / "items.csv", "--name", "mine") == 2
+    assert where in capsys.readouterr().err
+    assert not (env / "data" / INDEX).exists()

@@ -12,7 +12,7 @@ column         required  meaning
 =============  ========  =============================================================
 ``user``       yes       user id (any text; ids that are all integers become ints)
 ``item``       yes       item id; must be defined in ``items.csv``
-``weight``     no        play count / rating: a finite number >= 0 (default 1)
+``weight``     no        play count / rating: a number >= 0 (default 1; syntax below)
 ``timestamp``  no        unix seconds, an integer (if the column exists, every row needs one)
 =============  ========  =============================================================
 
@@ -27,6 +27,24 @@ column         required  meaning
 ``tags``       no        tags separated by ``|`` (``rock|indie rock``), most relevant first
 =============  ========  =============================================================
 
+Numbers have one syntax: a weight is ASCII decimal or scientific notation,
+``[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?`` (``3``, ``0.5``, ``.5``, ``2.``, ``1e-3``,
+``+4E2``), a timestamp ASCII digits with an optional sign (``[+-]?[0-9]+``); spaces or tabs around
+either are allowed. Anything else is refused with its line, also what Python's ``float()`` reads as
+a number: digit separators (``1_000``), non-ASCII digits (``٣``, full-width ``５``), ``nan`` /
+``inf``; and hexadecimal, decimal commas (``1,5``) and an empty field (write the value, or leave the
+whole column out for the default). Weights are stored as float32: a weight above 3.4e38, or one that
+is not 0 as written but below float32's smallest normal number (1.18e-38, e.g. ``1e-50``, which
+would be stored as 0 or with lost precision) is refused rather than changed; ``0``, ``0.0``, ``-0``,
+``0e5`` are 0.
+
+Ids: surrounding spaces are removed; an id may not contain a control character (Unicode category Cc:
+U+0000-U+001F, U+007F-U+009F), not even around it: a NUL is what numpy's fixed-width strings drop at
+the end of an id (``a`` and ``a\\0`` would become two items ``a``), and a tab or line break inside
+an id, which is one token typed on command lines and shown on one line, is almost always a quote that
+swallowed a line or pasted text (``u1`` and ``u1<TAB>`` would otherwise be merged or differ
+invisibly). Titles, artists and tags may contain them (a title may span lines).
+
 Rules: blank lines are skipped; other columns are refused (so a ``rating`` column is not
 silently ignored); duplicate (user, item) rows are merged, their weights summed and the latest
 timestamp kept; rows with weight 0 add nothing and are dropped (a user with only such rows is
@@ -39,8 +57,11 @@ line it starts on) and the problem, e.g. ``interactions.csv, line 17: weight 'ab
 Also refused, with their line: a field longer than the csv module's limit (131,072 characters: most
 often a quote never closed), a quote still open at the end of the file, ids longer than
 :data:`MAX_ID_CHARS` characters, non-UTF-8 bytes (UTF-16 with or without byte-order mark is named as
-such), and duplicate rows whose summed weight leaves float32. Ids that look like integers become
-ints only when no two spellings can mean one number (``-0``, ``007`` keep every id text).
+such), and duplicate rows whose summed weight leaves float32. Messages quote at most
+:data:`SHOW_CHARS` (200) characters of a value and :data:`SHOW_NAMES` (10) column names, then say how
+many more there are (a header of 100,000 columns gives a message of about 200 characters). Ids
+that look like integers become ints only when no two spellings can mean one number (``-0``, ``007``
+keep every id text).
 :func:`import_csv` is pure (it returns a Dataset or raises), so a failed import leaves nothing
 behind: no file written, no file handle left open (even while the error is kept).
 
@@ -94,6 +115,22 @@ ITEM_COLUMNS = ("item", "title", "artist", "tags")
 TAG_SEPARATOR = "|"
 _CHUNK = 65_536
 _INT_ID = re.compile(r"0|-?[1-9][0-9]{0,17}")  # no "-0": it would be a second spelling of 0
+#: The one number syntax of weights (ASCII decimal or scientific notation, surrounding spaces or tabs
+#: allowed) and of timestamps (ASCII integers). Python's float()/int() accept more (``1_000``, ``٣``,
+#: ``５``, ``nan``), which is refused with the line.
+NUMBER_RE = re.compile(r"[ \t]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t]*")
+INTEGER_RE = re.compile(r"[ \t]*[+-]?[0-9]+[ \t]*")
+_NOT_FINITE = re.compile(r"[ \t]*[+-]?(?:nan|inf|infinity)[ \t]*", re.IGNORECASE)
+_NUMBER_CHARS = re.compile(r"[^0-9+\-.eE ]")  # a chunk without these needs no per-value syntax check
+_INTEGER_CHARS = re.compile(r"[^0-9+\- ]")
+#: Control characters (Unicode category Cc: U+0000-U+001F, U+007F-U+009F), refused in ids.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Smallest normal float32: a weight that is not 0 as written must store at least this.
+_TINY = float(np.finfo(np.float32).tiny)
+#: Error messages quote at most this many characters of one value and this many names of a list.
+SHOW_CHARS = 200
+SHOW_NAMES = 10
+_MAX_PROBLEM = 2_000
 
 
 class CsvImportError(ValueError):
@@ -110,11 +147,48 @@ class CsvImportError(ValueError):
     """
 
     def __init__(self, file: str | Path, line: int | None, problem: str) -> None:
+        if len(problem) > _MAX_PROBLEM:  # a backstop: messages quote file content through _show / _names
+            cut = len(problem) - _MAX_PROBLEM + 300
+            problem = f"{problem[: _MAX_PROBLEM - 300]} … ({cut:,} characters left out) … {problem[-300:]}"
         self.file = str(file)
         self.line = line
         self.problem = problem
         where = Path(file).name if line is None else f"{Path(file).name}, line {line}"
         super().__init__(f"{where}: {problem}")
+
+
+def _show(value: str, limit: int = SHOW_CHARS) -> str:
+    """``repr(value)``, of at most ``limit`` characters of it, then how many more there are."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value) - limit:,} more characters)"
+
+
+def _names(names: list[str], limit: int = SHOW_NAMES) -> str:
+    """At most ``limit`` names (each cut to 40 characters), comma-separated, then how many more there are."""
+    shown = ", ".join(n if len(n) <= 40 else f"{n[:40]}…" for n in names[:limit])
+    return shown if len(names) <= limit else f"{shown}, … and {len(names) - limit:,} more"
+
+
+_CONTROL_NAMES = {"\x00": "NUL", "\t": "a tab", "\n": "a line break (LF)", "\r": "a line break (CR)"}
+
+
+def _id_problem(kind: str, raw: str) -> str | None:
+    """Why the field ``raw`` cannot be a ``kind`` id (a control character in it), or None."""
+    m = _CONTROL.search(raw)
+    if m is None:
+        return None
+    c = m.group()
+    what = _CONTROL_NAMES.get(c, f"control character U+{ord(c):04X}")
+    advice = (
+        " (a NUL usually means the file is UTF-16 or not text: re-save it as UTF-8)"
+        if c == "\x00"
+        else " (often a quote that swallowed a line, or pasted text)"
+    )
+    return (
+        f"the {kind} id {_show(raw)} contains {what} at character {m.start() + 1}: ids may not contain "
+        f"control characters (NUL, tabs, line breaks, U+0000-U+001F, U+007F-U+009F){advice}; remove it"
+    )
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -213,20 +287,20 @@ def _header(path: Path, rows: Iterator[tuple[int, list[str]]], allowed: tuple, r
     expected = ", ".join(required) + "".join(f"[, {c}]" for c in allowed if c not in required)
     if len(names) == 1 and any(sep in fields[0] for sep in ";\t"):
         raise CsvImportError(
-            path, line, f"the header {fields[0]!r} is one column: separate the columns with commas ({expected})"
+            path, line, f"the header {_show(fields[0])} is one column: separate the columns with commas ({expected})"
         )
     seen: dict[str, int] = {}
     for j, name in enumerate(names):
         if name in seen:
-            raise CsvImportError(path, line, f"column {name!r} appears twice in the header")
+            raise CsvImportError(path, line, f"column {_show(name, 40)} appears twice in the header")
         seen[name] = j
     missing = [c for c in required if c not in seen]
     unknown = [fields[j].strip() for n, j in seen.items() if n not in allowed]
     if missing or unknown:
-        found = ", ".join(f.strip() for f in fields)
+        found = _names([f.strip() for f in fields])
         what = f"missing required column(s) {', '.join(missing)}" if missing else ""
         if unknown:
-            what += ("; " if what else "") + f"unknown column(s) {', '.join(unknown)}"
+            what += ("; " if what else "") + f"unknown column(s) {_names(unknown)}"
         raise CsvImportError(path, line, f"{what} (found columns: {found}; expected {expected})")
     return seen
 
@@ -234,7 +308,7 @@ def _header(path: Path, rows: Iterator[tuple[int, list[str]]], allowed: tuple, r
 def _width_problem(row: list[str], cols: dict[str, int]) -> str | None:
     if len(row) == len(cols):
         return None
-    names = ", ".join(sorted(cols, key=cols.get))
+    names = _names(sorted(cols, key=cols.get))
     return f"the row has {len(row)} fields but the header has {len(cols)} ({names})"
 
 
@@ -265,16 +339,18 @@ def _parse_items(path: Path, rows: Iterator[tuple[int, list[str]]]) -> tuple[pd.
         item = row[ji].strip()
         if not item:
             raise CsvImportError(path, line, "the item id is empty")
+        if (problem := _id_problem("item", row[ji])) is not None:
+            raise CsvImportError(path, line, problem)
         if len(item) > MAX_ID_CHARS:
             raise CsvImportError(
                 path, line, f"the item id is {len(item):,} characters long; ids may have at most {MAX_ID_CHARS}"
             )
         if item in index:
             first = lines[index[item]]
-            raise CsvImportError(path, line, f"item {item!r} is defined twice (lines {first} and {line})")
+            raise CsvImportError(path, line, f"item {_show(item)} is defined twice (lines {first} and {line})")
         title = row[jt].strip()
         if not title:
-            raise CsvImportError(path, line, f"item {item!r} has an empty title")
+            raise CsvImportError(path, line, f"item {_show(item)} has an empty title")
         index[item] = len(ids)
         lines.append(line)
         ids.append(item)
@@ -300,6 +376,20 @@ class _Chunk:
         self.times: list[str] = []
 
 
+def _first_unlike(values: list[str], pattern: re.Pattern, chars: re.Pattern) -> int:
+    """Index of the first value that does not fullmatch ``pattern``; ``len(values)`` if none.
+
+    ``chars`` finds a character no valid value has: a chunk without one is checked in one scan of C code
+    (a value made of those characters that still breaks the syntax, such as ``1e``, fails to convert).
+    """
+    if chars.search(" ".join(values)) is None:
+        return len(values)
+    for k, v in enumerate(values):
+        if not pattern.fullmatch(v):
+            return k
+    return len(values)
+
+
 def _first_bad(values: list[str], dtype: type) -> int:
     """Index of the first value numpy cannot convert (the same conversion as the whole chunk's)."""
     for k, v in enumerate(values):
@@ -307,36 +397,76 @@ def _first_bad(values: list[str], dtype: type) -> int:
             np.asarray([v], dtype=dtype)
         except (ValueError, OverflowError):
             return k
-    raise AssertionError("a chunk failed to convert but no single value does")  # pragma: no cover
+    return len(values)
+
+
+def _nonzero_as_written(value: str) -> bool:
+    """Whether a weight in the number syntax is not 0 as written (a non-zero digit before any exponent)."""
+    return any(c in "123456789" for c in value.lower().split("e")[0])
+
+
+def _weights(values: list[str]) -> tuple[np.ndarray, tuple[int, str] | None]:
+    """(float32 weights, (index, problem) of the first bad one or None): syntax, sign, finiteness, range."""
+    k_syntax = _first_unlike(values, NUMBER_RE, _NUMBER_CHARS)
+    head = values[:k_syntax]
+    try:
+        w64 = np.asarray(head, dtype=np.float64)
+    except ValueError:  # within the allowed characters but not a number, e.g. "1e", "--1", ""
+        k_syntax = _first_bad(head, np.float64)
+        head = values[:k_syntax]
+        w64 = np.asarray(head, dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore"):
+        w = w64.astype(np.float32)
+    for k in np.flatnonzero(~np.isfinite(w) | (w < _TINY)):  # also negatives, zeros, subnormals: sorted out here
+        v = values[k]
+        if not np.isfinite(w[k]):  # nan / inf spellings are outside the syntax: this is a numeral too large
+            what = "is too large (weights are stored as float32, at most 3.4e38)"
+        elif w[k] < 0 or (v.strip().startswith("-") and _nonzero_as_written(v)):
+            what = "is negative (weights must be >= 0)"
+        elif w[k] == 0 and not _nonzero_as_written(v):
+            continue  # a real 0: the row is dropped, as documented
+        else:
+            what = (
+                f"is not 0 but too small for a float32 weight (it would be stored as {float(w[k]):.3g}; the "
+                f"smallest is {_TINY:.3g}): write 0, or scale every weight up"
+            )
+        return w, (int(k), f"weight {_show(v)} {what}")
+    if k_syntax < len(values):
+        v = values[k_syntax]
+        what = (
+            "is not a finite number"
+            if _NOT_FINITE.fullmatch(v)
+            else "is not a number (write ASCII digits with an optional sign, '.' and exponent: 3, 0.5, 1e-3)"
+        )
+        return w, (k_syntax, f"weight {_show(v)} {what}")
+    return w, None
+
+
+def _timestamps(values: list[str]) -> tuple[np.ndarray, tuple[int, str] | None]:
+    """(int64 timestamps, (index, problem) of the first bad one or None)."""
+    k = _first_unlike(values, INTEGER_RE, _INTEGER_CHARS)
+    try:
+        t = np.asarray(values[:k], dtype=np.int64)
+    except (ValueError, OverflowError):  # e.g. "-", "", or more than int64 holds
+        k = _first_bad(values[:k], np.int64)
+        t = np.asarray(values[:k], dtype=np.int64)
+    if k == len(values):
+        return t, None
+    top = np.iinfo(np.int64).max
+    return t, (k, f"timestamp {_show(values[k])} is not an integer (unix seconds): write ASCII digits, at most {top:,}")
 
 
 def _convert(path: Path, chunk: _Chunk, has_w: bool, has_t: bool) -> tuple[np.ndarray, ...]:
-    """(user codes, item codes, weights, timestamps or None) of a chunk, validating numbers."""
-    w = np.ones(len(chunk.lines), dtype=np.float32)
-    if has_w:
-        try:
-            w64 = np.asarray(chunk.weights, dtype=np.float64)
-        except ValueError:
-            k = _first_bad(chunk.weights, np.float64)
-            raise CsvImportError(path, chunk.lines[k], f"weight {chunk.weights[k]!r} is not a number") from None
-        with np.errstate(over="ignore"):
-            w = w64.astype(np.float32)
-        bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
-        if len(bad):
-            k = bad[0]
-            what = "is not a finite number" if not np.isfinite(w[k]) else "is negative (weights must be >= 0)"
-            if np.isfinite(w64[k]) and not np.isfinite(w[k]):
-                what = "is too large (weights are stored as float32, at most 3.4e38)"
-            raise CsvImportError(path, chunk.lines[k], f"weight {chunk.weights[k]!r} {what}")
-    t = None
-    if has_t:
-        try:
-            t = np.asarray(chunk.times, dtype=np.int64)
-        except (ValueError, OverflowError):
-            k = _first_bad(chunk.times, np.int64)
-            raise CsvImportError(
-                path, chunk.lines[k], f"timestamp {chunk.times[k]!r} is not an integer (unix seconds)"
-            ) from None
+    """(user codes, item codes, weights, timestamps or None) of a chunk, validating numbers.
+
+    The first bad number in file order is reported, whether a weight or a timestamp.
+    """
+    w, w_bad = _weights(chunk.weights) if has_w else (np.ones(len(chunk.lines), dtype=np.float32), None)
+    t, t_bad = _timestamps(chunk.times) if has_t else (None, None)
+    bad = [b for b in (w_bad, t_bad) if b is not None]
+    if bad:
+        k, problem = min(bad)
+        raise CsvImportError(path, chunk.lines[k], problem)
     return np.asarray(chunk.users, dtype=np.int32), np.asarray(chunk.items, dtype=np.int32), w, t
 
 
@@ -420,9 +550,15 @@ def _parse_interactions(
         if not user or not item:
             raise fail(line, f"the {'user' if not user else 'item'} id is empty")
         col = item_index.get(item)
-        if col is None:
-            raise fail(line, f"item {item[:80]!r} is not defined in {items_name}")
+        if col is None or len(item) != len(row[ji]):  # items.csv ids are checked; a stripped one may hide one
+            if (problem := _id_problem("item", row[ji])) is not None:
+                raise fail(line, problem)
+            if col is None:
+                raise fail(line, f"item {_show(item, 80)} is not defined in {items_name}")
         code = users.get(user)
+        if code is None or len(user) != len(row[ju]):  # checked once per user, and whenever spaces were cut
+            if (problem := _id_problem("user", row[ju])) is not None:
+                raise fail(line, problem)
         if code is None:
             if len(user) > MAX_ID_CHARS:
                 raise fail(line, f"the user id is {len(user):,} characters long; ids may have at most {MAX_ID_CHARS}")

@@ -5,6 +5,11 @@ quotes and newlines, column order and case, BOM, CRLF, blank lines) and plants e
 of a known kind in a known record, so the expected file, line and words are known. After every
 import the inputs must be unchanged, nothing new may exist beside them, no file handle may stay open
 and the csv module's global field limit must be untouched.
+
+Issue 15 adds control characters in ids (``a`` and ``a\\0`` used to become two items ``a``), number
+spellings outside the documented syntax (``1_000``, ``٣``, ``５``) and weights that underflow float32
+(``1e-50`` used to become 0 and drop its row), plus an oracle over arbitrary ids and numbers: an
+import either raises CsvImportError or gives exactly the data set written, never a different one.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import collections
 import csv
 import io
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +39,12 @@ TITLE_CHARS = st.one_of(
 )
 BAD_WEIGHTS = ["nan", "NaN", "inf", "-inf", "Infinity", "-1", "-0.5", "abc", "", "1e39", "0x10", "1,5", "--1"]
 BAD_TIMES = ["1.5", "abc", "", "99999999999999999999", "1e9", "-", "0x10"]
+#: Control characters (Unicode category Cc), refused in ids; NUL is the one numpy drops at an id's end.
+CONTROL = ["\x00", "\t", "\n", "\r", "\x0b", "\x1f", "\x7f", "\x85", "\x9f"]
+#: What Python's float()/int() read as numbers but the import's documented syntax does not allow.
+ODD_WEIGHTS = ["1_000", "\u0663", "\uff15", "\u0661\u0662", "1e5_0", "\u00a01", "1\n", "\u20073", "0_1.5"]
+ODD_TIMES = ["1_000", "\u0663", "\uff15", "+1_0", "\u00a05", "1\n"]
+UNDERFLOW = ["1e-50", "1e-39", "3e-45", "1e-400", "0.00000000000000000000000000000000000000001", "+7E-46"]
 KINDS = [
     "missing_column",
     "unknown_column",
@@ -57,9 +69,21 @@ KINDS = [
     "all_zero",
     "long_id",
     "random_bytes",
+    "control_id",
+    "odd_number",
+    "underflow_weight",
 ]
 ITEM_KINDS = {"duplicate_item", "empty_title"}
-INTERACTION_KINDS = {"bad_weight", "bad_timestamp", "summed_overflow", "unknown_item", "all_zero", "long_id"}
+INTERACTION_KINDS = {
+    "bad_weight",
+    "bad_timestamp",
+    "summed_overflow",
+    "unknown_item",
+    "all_zero",
+    "long_id",
+    "odd_number",
+    "underflow_weight",
+}
 STATS: collections.Counter = collections.Counter()
 
 
@@ -266,6 +290,27 @@ def malformed(draw, kind: str | None = None):
     elif kind == "random_bytes":
         raw = draw(st.binary(min_size=1, max_size=300))
         line_of, words = "any", ()
+    elif kind == "control_id":
+        j = target.col_clean(draw(st.sampled_from(["user", "item"])) if target is inter else "item")
+        c, base = draw(st.sampled_from(CONTROL)), recs[r][j]
+        where = draw(st.integers(0, len(base)))
+        recs[r][j] = base[:where] + c + base[where:]  # at either end too: stripping must not hide it
+        words = ("control character", "remove it")
+    elif kind == "odd_number":
+        column = draw(st.sampled_from(["weight", "timestamp"]))
+        if column not in [h.strip().lower() for h in inter.header]:
+            inter.header.append(column)
+            for rec in recs:
+                rec.append("1")
+        recs[r][inter.col_clean(column)] = draw(st.sampled_from(ODD_WEIGHTS if column == "weight" else ODD_TIMES))
+        words = ("weight", "is not a number") if column == "weight" else ("timestamp", "is not an integer")
+    elif kind == "underflow_weight":
+        if "weight" not in [h.strip().lower() for h in inter.header]:
+            inter.header.append("weight")
+            for rec in recs:
+                rec.append("1")
+        recs[r][inter.col_clean("weight")] = draw(st.sampled_from(UNDERFLOW))
+        words = ("weight", "not 0 but too small")
     else:  # pragma: no cover
         raise AssertionError(kind)
 
@@ -412,3 +457,117 @@ def _records_ids(self: Table) -> list[str]:
 
 
 Table.records_ids = _records_ids
+
+
+# ---- issue 15: arbitrary ids and numbers are imported exactly as written, or refused ---------------
+# The documented syntax, written out here independently of the importer's own pattern.
+WEIGHT_SYNTAX = re.compile(r"[ \t]*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[ \t]*", re.ASCII)
+TIME_SYNTAX = re.compile(r"[ \t]*[+-]?\d+[ \t]*", re.ASCII)
+ID_CHARS = st.one_of(
+    st.characters(codec="utf-8", exclude_categories=("Cs",)),  # Cc, Zs, Zl, Cf, digits of every script, ...
+    st.sampled_from([*CONTROL, " ", ",", '"', "7", "-", "0"]),
+    st.sampled_from(list("abcxyz1234")),
+)
+#: Ids without control characters (the other half of the files): Zs, Zl, Cf, digits of every script, ...
+CLEAN_ID_CHARS = st.one_of(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
+    st.sampled_from([" ", ",", '"', "7", "-", "0", *"abcxyz1234"]),
+)
+GOOD_WEIGHTS = st.one_of(
+    st.integers(0, 50).map(str),
+    st.floats(1e-30, 1e6).map(repr),
+    st.sampled_from(["0", "-0", "0e5", ".5", "2.", " 3 ", "+1E2"]),
+)
+WEIGHTS = st.one_of(GOOD_WEIGHTS, st.sampled_from(ODD_WEIGHTS + UNDERFLOW + ["nan", "inf", "", "-1"]))
+GOOD_TIMES = st.one_of(st.integers(-10, 2_000_000_000).map(str), st.sampled_from(["+5", " 7 "]))
+TIMES = st.one_of(GOOD_TIMES, st.sampled_from([*ODD_TIMES, "1e3", ""]))
+
+
+def _documented_weight(v: str) -> float | None:
+    """The weight the docs promise for ``v``, or None where they say it is refused."""
+    if not WEIGHT_SYNTAX.fullmatch(v):
+        return None
+    x = float(v)
+    nonzero = re.search("[1-9]", v.lower().split("e")[0]) is not None
+    if (x < 0 and nonzero) or not np.isfinite(np.float32(x)) or (nonzero and abs(np.float32(x)) < 1.1754944e-38):
+        return None
+    return x
+
+
+@st.composite
+def any_ids_and_numbers(draw):
+    chars = ID_CHARS if draw(st.booleans()) else CLEAN_ID_CHARS
+    n_items = draw(st.integers(1, 4))
+    item_ids = draw(st.lists(st.text(chars, min_size=1, max_size=4), min_size=n_items, max_size=n_items))
+    n_rows = draw(st.integers(1, 6))
+    odd = draw(st.booleans())  # half the files with odd numbers, half with good ones (their ids still vary)
+    rows = [
+        (
+            draw(st.text(chars, min_size=1, max_size=4)),
+            draw(st.sampled_from(item_ids)),
+            draw(WEIGHTS if odd else GOOD_WEIGHTS),
+            draw(TIMES if odd else GOOD_TIMES),
+        )
+        for _ in range(n_rows)
+    ]
+    return item_ids, rows
+
+
+def test_any_ids_and_numbers_import_exactly_or_are_refused() -> None:
+    """Ids with any characters (control characters included), numbers in any spelling: the import raises
+    CsvImportError, and must where the docs refuse (a control character in an id, a number outside the
+    syntax, a weight that underflows), or returns exactly the data set written (ids stripped, weights
+    summed), never one with ids merged, truncated or numbers read differently."""
+    n = max(count("RECSYS_CSV_EXAMPLES") // 2, 100)
+    outcomes: collections.Counter = collections.Counter()
+
+    @settings(
+        max_examples=n,
+        deadline=None,
+        derandomize=os.environ.get("RECSYS_HYPOTHESIS_RANDOM") != "1",
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        database=None,
+    )
+    @given(case=any_ids_and_numbers())
+    def check(case) -> None:
+        item_ids, rows = case
+        all_ids = item_ids + [u for u, *_ in rows]
+        weights = [_documented_weight(w) for _, _, w, _ in rows]
+        must_refuse = (
+            any(any(0 <= ord(c) < 32 or 127 <= ord(c) < 160 for c in i) for i in all_ids)
+            or None in weights
+            or not all(TIME_SYNTAX.fullmatch(t) for *_, t in rows)
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp)
+            with open(d / "items.csv", "w", encoding="utf-8", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["item", "title"])
+                w.writerows([i, "t"] for i in item_ids)
+            with open(d / "interactions.csv", "w", encoding="utf-8", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["user", "item", "weight", "timestamp"])
+                w.writerows(rows)
+            try:
+                ds = import_csv(d / "interactions.csv", d / "items.csv", max_memory=0)
+            except CsvImportError as e:
+                outcomes["refused" if must_refuse else "refused (other reason)"] += 1
+                assert len(str(e)) < 1000
+                return
+        assert not must_refuse, f"imported without an error: {item_ids!r} {rows!r}"
+        outcomes["imported"] += 1
+        assert [str(i) for i in ds.item_ids] == [i.strip() for i in item_ids]
+        expected: dict[tuple[str, str], float] = collections.defaultdict(float)
+        for (u, i, _, _), wt in zip(rows, weights, strict=True):
+            expected[(u.strip(), i.strip())] += wt
+        expected = {k: v for k, v in expected.items() if v > 0}
+        assert sorted(str(u) for u in ds.user_ids) == sorted({u for u, _ in expected})
+        x = ds.interactions.tocoo()
+        got = {(str(ds.user_ids[r]), str(ds.item_ids[c])): v for r, c, v in zip(x.row, x.col, x.data, strict=True)}
+        assert got.keys() == expected.keys()
+        for k, v in expected.items():
+            assert got[k] == pytest.approx(v, rel=1e-5), k
+
+    check()
+    log_figures("csv_any_ids_and_numbers", examples=n, **outcomes)
+    assert outcomes["refused"] > 0 and outcomes["imported"] > 0, outcomes
