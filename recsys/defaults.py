@@ -65,17 +65,28 @@ class DefaultModel:
 #: tune+post's step rules of the demo's latent models, chosen on validation users of the demo's data
 #: by ``python benchmarks/demo_step_rules.py`` (benchmarks/results/steering/demo_step_rules.md).
 _DEMO_RULE = {"base": 0.2, "scale": 4.0, "offset": 0.3}
+_FLOW_RULE = {"base": 0.0, "scale": 4.0, "offset": 0.3}
 
-#: The demo's models, in build order (cheap first, so the app has something to show early).
-#: Families other than popularity and EASE use their class defaults until their authors tune them.
+#: Torch families train with ``epochs`` as a cap and stop 5 epochs after their best validation NDCG@100.
+_EARLY = {"epochs": 100, "patience": 5}
+
+#: The demo's models, in build order (cheap first, so the app has something to show early). Each
+#: uses the point of its family's grid (``recsys/tuning.py``) that the demo's own data chose on its
+#: validation users in ``benchmarks/accuracy_zoo.py --dataset synthetic``
+#: (``benchmarks/results/accuracy_zoo_synthetic.md``): rerun that and update these after changing a grid.
 DEFAULT_MODELS: list[DefaultModel] = [
     DefaultModel("popularity-synthetic", "popularity"),
-    DefaultModel("ease-synthetic", "ease", {"l2": 200.0}),  # best of 50..2000 on validation users
-    DefaultModel("svd-synthetic", "svd", step_rule=_DEMO_RULE),
-    DefaultModel("mlp-synthetic", "mlp", step_rule=_DEMO_RULE),
-    DefaultModel("multvae-synthetic", "multvae", step_rule=_DEMO_RULE),
-    DefaultModel("flow-synthetic", "flow", step_rule={"base": 0.0, "scale": 4.0, "offset": 0.3}),
-    DefaultModel("mlp_flow-synthetic", "mlp_flow", step_rule=_DEMO_RULE),
+    DefaultModel("ease-synthetic", "ease", {"l2": 50.0}),
+    DefaultModel("dlae-synthetic", "dlae", {"latent_dim": 1024, "dropout": 0.67, "l2": 10.0}, step_rule=_DEMO_RULE),
+    DefaultModel("svd-synthetic", "svd", {"n_factors": 128}, step_rule=_DEMO_RULE),
+    DefaultModel("mlp-synthetic", "mlp", {**_EARLY, "latent_dim": 64, "hidden_dim": 256, "dropout": 0.5}, _DEMO_RULE),
+    DefaultModel(
+        "multvae-synthetic", "multvae", {**_EARLY, "beta_max": 0.1, "dropout": 0.5, "batch_size": 500}, _DEMO_RULE
+    ),
+    DefaultModel("flow-synthetic", "flow", {**_EARLY, "embedding_dim": 128}, _FLOW_RULE),
+    DefaultModel(
+        "mlp_flow-synthetic", "mlp_flow", {**_EARLY, "latent_dim": 64, "hidden_dim": 256, "dropout": 0.5}, _DEMO_RULE
+    ),
 ]
 
 

@@ -35,10 +35,18 @@ def full_data_forbidden(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_default_models_cover_the_demo_families() -> None:
     families = {m.family for m in DEFAULT_MODELS}
-    assert {"popularity", "ease", "svd", "mlp", "multvae", "flow", "mlp_flow"} <= families
+    assert {"popularity", "ease", "dlae", "svd", "mlp", "multvae", "flow", "mlp_flow"} <= families
     ids = [m.model_id for m in DEFAULT_MODELS]
     assert len(ids) == len(set(ids))
-    assert next(m for m in DEFAULT_MODELS if m.family == "ease").params == {"l2": 200.0}
+
+
+def test_default_models_use_a_point_of_their_familys_grid() -> None:
+    """The demo's settings come from the same grids the benchmarks choose from (recsys/tuning.py)."""
+    from recsys.tuning import family_tuning
+
+    for m in DEFAULT_MODELS:
+        fixed, points = family_tuning("mlp" if m.family == "mlp_flow" else m.family)  # MLP+flow = the MLP's choice
+        assert any(m.params == {**fixed, **point} for point in points), (m.model_id, m.params)
 
 
 def test_default_dataset_is_the_full_synthetic_catalogue() -> None:
@@ -68,7 +76,9 @@ def test_build_stores_test_metrics_and_split_info(tmp_path: Path, small) -> None
         again = evaluate_on_users(loaded.model, split.test_foldin, split.test_holdout)
         for key in ("recall@20", "recall@50", "ndcg@100", "coverage@20"):
             assert m["metrics"][key] == pytest.approx(again[key], rel=1e-6), (model_id, key)
-    assert registry.read_manifest("ease-synthetic")["params"] == {"l2": 200.0}
+    assert registry.read_manifest("ease-synthetic")["params"] == next(
+        m.params for m in DEFAULT_MODELS if m.model_id == "ease-synthetic"
+    )
 
 
 def test_present_models_are_skipped_unless_forced(tmp_path: Path, small, full_data_forbidden) -> None:
