@@ -7,7 +7,7 @@ recommender logic.
 
 import streamlit as st
 
-from recsys.app_support import cached_statuses, current_registry, mark_routed, page_guard
+from recsys.app_support import cached_statuses, current_registry, mark_routed, page_guard, registry_label
 
 st.set_page_config(page_title="Steerable recommender", page_icon=":material/headphones:", layout="wide")
 
@@ -28,7 +28,7 @@ with page_guard("app"):
         registry = current_registry()
         statuses = cached_statuses(registry)
         n_bad = sum(not s.ok for s in statuses)
-        st.caption(f"Registry: `{registry.root}`")
+        st.caption(f"Registry: `{registry_label(registry)}`")
         st.caption(f"{len(statuses) - n_bad} model(s) ready" + (f", {n_bad} failing verification" if n_bad else ""))
 
 with page_guard("page"):

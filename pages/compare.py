@@ -14,6 +14,7 @@ from recsys.app_support import (
     current_person,
     current_registry,
     incomplete_tags_check,
+    model_labeler,
     page_guard,
     pairwise_jaccard,
     require_router,
@@ -63,6 +64,13 @@ with page_guard("compare"):
             "Sequential models are scored on the temporal protocol (each test user's last item, ranked over "
             "every item): the next-item columns. The other columns use the strong-generalization split."
         )
+    if (table["family"] == "mlp_flow").any():
+        st.caption(
+            "An MLP+flow model (mlp_flow) recommends with its MLP, trained exactly as the mlp family trains it: "
+            "with the same settings and seed, its accuracy and its standard lists equal the MLP's. Its flow only "
+            "gives steering and the latent-space map a second, Gaussian latent space, so its tuned lists and "
+            "its map differ."
+        )
     st.bar_chart(table.dropna(subset=["NDCG@100"]), x="model", y="NDCG@100", horizontal=True)
 
     steerable = [s for s in steerable_statuses(statuses) if s.dataset_name == dataset]
@@ -72,8 +80,13 @@ with page_guard("compare"):
         "for a range of α per mode: the x axis is the share of that tag in the top 20, the y axis the "
         "held-out NDCG@100 that remains. Curves further up and right steer at a lower cost."
     )
+    label = model_labeler(statuses)
     chosen = st.multiselect(
-        "Models", [s.model_id for s in steerable], default=[s.model_id for s in steerable][:4], key="cmp_models"
+        "Models",
+        [s.model_id for s in steerable],
+        default=[s.model_id for s in steerable][:4],
+        key="cmp_models",
+        format_func=label,
     )
     sweeps = {}
     if chosen:
@@ -105,7 +118,7 @@ with page_guard("compare"):
     latent_models = [s.model_id for s in steerable if s.family not in ("popularity", "ease")]
     if latent_models:
         c1, c2, c3 = st.columns([2, 2, 1])
-        inc_model = c1.selectbox("Model", latent_models, key="cmp_inc_model")
+        inc_model = c1.selectbox("Model", latent_models, key="cmp_inc_model", format_func=label)
         hidden_pct = c2.slider("Hide this share of the tags", 0, 90, 50, 10, format="%d%%", key="cmp_inc_hidden")
         bias = c3.radio("Which", ["uniform", "popularity"], key="cmp_inc_bias", format_func=INCOMPLETE_BIAS_LABELS.get)
         with st.spinner("Steering the stored listeners with the visible tags…"):

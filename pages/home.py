@@ -8,7 +8,9 @@ from recsys.app_support import (
     cached_statuses,
     current_registry,
     datasets_loaded,
+    model_note,
     page_guard,
+    registry_label,
     require_router,
 )
 
@@ -39,7 +41,7 @@ with page_guard("home"):
     registry = current_registry()
     statuses = cached_statuses(registry)
     if not statuses:
-        st.warning(f"The model registry at `{registry.root}` is empty. Build the default models with:")
+        st.warning(f"The model registry at `{registry_label(registry)}` is empty. Build the default models with:")
         st.code(build_command(), language="bash")
     else:
         data = datasets_loaded(statuses)
@@ -48,7 +50,12 @@ with page_guard("home"):
         else:
             st.table(data.set_index("data set"))
         ready = [s for s in statuses if s.ok]
-        st.markdown(f"**{len(ready)} model(s) ready:** " + ", ".join(f"`{s.model_id}` ({s.family})" for s in ready))
+        st.markdown(
+            f"**{len(ready)} model(s) ready:** "
+            + ", ".join(
+                f"`{s.model_id}` ({s.family}" + (f": {model_note(s)})" if model_note(s) else ")") for s in ready
+            )
+        )
         bad = [s.model_id for s in statuses if not s.ok]
         if bad:
             st.error(f"{len(bad)} model(s) fail verification and are not used: {', '.join(bad)}. See the Models page.")

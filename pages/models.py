@@ -9,7 +9,9 @@ from recsys.app_support import (
     current_registry,
     fix_hint,
     manifest_text_or_problem,
+    model_labeler,
     page_guard,
+    registry_label,
     registry_table,
     require_router,
     train_small_model,
@@ -21,7 +23,7 @@ require_router(__file__)
 with page_guard("models"):
     st.title("Models")
     registry = current_registry()
-    st.caption(f"Registry: `{registry.root}` (set `RECSYS_MODELS_DIR` to use another)")
+    st.caption(f"Registry: `{registry_label(registry)}` (set `RECSYS_MODELS_DIR` to use another)")
     statuses = cached_statuses(registry)
 
     if not statuses:
@@ -36,7 +38,9 @@ with page_guard("models"):
                 st.markdown(fix_hint(s.model_id, registry))
 
         st.header("Manifest")
-        model_id = st.selectbox("Model", [s.model_id for s in statuses], key="manifest_model")
+        model_id = st.selectbox(
+            "Model", [s.model_id for s in statuses], key="manifest_model", format_func=model_labeler(statuses)
+        )
         manifest, problem = manifest_text_or_problem(registry, model_id)
         if problem:
             st.error(problem)

@@ -26,6 +26,7 @@ from recsys.app_support import (
     demo_person,
     finite_or,
     format_tags_param,
+    model_labeler,
     off_dial_text,
     page_guard,
     parse_tags_param,
@@ -96,7 +97,11 @@ with page_guard("recommend"):
     if st.session_state.get("rec_model") not in choices:
         st.session_state.rec_model = choices[0]
     model_id = top[1].selectbox(
-        "Model", choices, key="rec_model", help="Latent models can be tuned; all can be postfiltered."
+        "Model",
+        choices,
+        key="rec_model",
+        format_func=model_labeler(ready),
+        help="Latent models can be tuned; all can be postfiltered.",
     )
 
     try:
@@ -167,7 +172,8 @@ with page_guard("recommend"):
         if chosen:
             wcols = st.columns(min(len(chosen), 4))
             for i, t in enumerate(chosen):
-                weights[t] = wcols[i % len(wcols)].slider(f"β {t}", 0.1, 5.0, 1.0, 0.1, key=f"rec_w_{t}")
+                st.session_state.setdefault(f"rec_w_{t}", 1.0)  # (a link's weight is already there)
+                weights[t] = wcols[i % len(wcols)].slider(f"β {t}", 0.1, 5.0, step=0.1, key=f"rec_w_{t}")
         else:
             st.caption("Choose tags to weigh them.")
         manual = st.toggle(

@@ -78,6 +78,44 @@ class ModelStatus:
         return float(value) if isinstance(value, int | float) else None
 
 
+#: What a family's models are, where the id alone misleads; shown next to the id wherever models are
+#: listed or chosen. MLP+flow recommends with its MLP (score is the MLP's), so it has the MLP's metrics
+#: and lists; its flow only gives steering and the map a second, Gaussian latent space
+#: (:mod:`recsys.models.mlp_flow`).
+FAMILY_NOTES: dict[str, str] = {
+    "mlp": "the MLP autoencoder, steered in its own latent space",
+    "mlp_flow": "the MLP's recommendations, steered in a flow (Gaussian) latent space",
+}
+
+
+def model_note(status: ModelStatus) -> str:
+    """What the model is, in a few words ("" where its id says enough)."""
+    return FAMILY_NOTES.get(status.family, "")
+
+
+def model_labeler(statuses: list[ModelStatus]):
+    """A selector's ``format_func``: model id -> "id — what it is" (the id alone where there is no note)."""
+    notes = {s.model_id: model_note(s) for s in statuses}
+    return lambda model_id: f"{model_id} — {notes[model_id]}" if notes.get(model_id) else model_id
+
+
+def registry_label(registry: Registry) -> str:
+    """How the pages name the registry: ``$RECSYS_REGISTRY_LABEL`` if set (the screenshot run sets a
+    neutral name), else its path relative to the working directory, or to ``~``, or in full."""
+    label = os.environ.get("RECSYS_REGISTRY_LABEL")
+    if label:
+        return label
+    root = Path(registry.root).resolve()
+    for base, prefix in ((Path.cwd().resolve(), ""), (Path.home().resolve(), "~/")):
+        if base == Path(base.anchor):  # a working directory of / says nothing
+            continue
+        if root == base:
+            return prefix.rstrip("/") or "."
+        if root.is_relative_to(base):
+            return prefix + str(root.relative_to(base))
+    return str(root)
+
+
 def build_command() -> str:
     """The exact command to build the defaults into the registry the app is reading."""
     env = os.environ.get("RECSYS_MODELS_DIR")
@@ -157,6 +195,7 @@ def registry_table(statuses: list[ModelStatus]) -> pd.DataFrame:
             {
                 "model": s.model_id,
                 "family": s.family,
+                "what it is": model_note(s),
                 "data set": s.dataset_name,
                 "NDCG@100": _fmt_metric(s.metric("ndcg@100")),
                 "Recall@20": _fmt_metric(s.metric("recall@20")),
@@ -164,7 +203,7 @@ def registry_table(statuses: list[ModelStatus]) -> pd.DataFrame:
                 "integrity": integrity,
             }
         )
-    columns = ["model", "family", "data set", "NDCG@100", "Recall@20", "created", "integrity"]
+    columns = ["model", "family", "what it is", "data set", "NDCG@100", "Recall@20", "created", "integrity"]
     return pd.DataFrame(rows, columns=columns).set_index("model")
 
 
@@ -203,6 +242,7 @@ def comparison_table(statuses: list[ModelStatus]) -> pd.DataFrame:
             {
                 "model": s.model_id,
                 "family": s.family,
+                "what it is": model_note(s),
                 "data set": s.dataset_name,
                 "split seed": info.get("split_seed", info.get("split", {}).get("seed")),
                 "Recall@20": s.metric("recall@20"),
@@ -216,7 +256,7 @@ def comparison_table(statuses: list[ModelStatus]) -> pd.DataFrame:
             }
         )
     cols = ["model", "family", "data set", "split seed", "Recall@20", "Recall@50", "NDCG@100"]
-    cols += ["coverage@20", "next-item HR@10", "next-item NDCG@10", "fit s", "score ms/user"]
+    cols += ["coverage@20", "next-item HR@10", "next-item NDCG@10", "fit s", "score ms/user", "what it is"]
     df = pd.DataFrame(rows, columns=cols)
     # next-item columns only when some model was scored on the temporal protocol (sequential models)
     df = df.drop(columns=[c for c in ("next-item HR@10", "next-item NDCG@10") if df[c].isna().all()])
@@ -248,7 +288,8 @@ def mark_routed() -> None:
     st.session_state[_ROUTED] = True
     wanted = st.session_state.pop(_WANTED, None)
     if wanted:
-        st.switch_page(wanted)
+        page, params = wanted
+        st.switch_page(page, query_params=params)
 
 
 def require_router(page_file: str) -> None:
@@ -256,11 +297,14 @@ def require_router(page_file: str) -> None:
 
     On a freshly started server, Streamlit serves a deep link (``/models``) in its legacy
     ``pages/``-directory mode and runs the page file without ``app.py``. Send such a session
-    through ``app.py``, which then switches back to the requested page.
+    through ``app.py``, which then switches back to the requested page. ``st.switch_page`` clears
+    the URL's query parameters, so both switches carry them: a shared link opened as a fresh
+    server's first request keeps its state.
     """
     if not st.session_state.get(_ROUTED):
-        st.session_state[_WANTED] = f"pages/{Path(page_file).name}"
-        st.switch_page("app.py")
+        params = st.query_params.to_dict()
+        st.session_state[_WANTED] = (f"pages/{Path(page_file).name}", params)
+        st.switch_page("app.py", query_params=params)
 
 
 def current_registry() -> Registry:

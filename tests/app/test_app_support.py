@@ -63,3 +63,19 @@ def test_a_column_is_off_the_dial_only_beyond_half_a_song_of_its_own_list() -> N
     assert off_dial_text(0.40, 0.45, 20) == "-5% vs dial"  # a 20-song list could have had 9
     assert off_dial_text(0.15, 0.40, 20) == "-25% vs dial"
     assert off_dial_text(0.40, None, 20) is None and off_dial_text(float("nan"), 0.4, 20) is None
+
+
+def test_the_registry_is_named_without_temporary_paths(monkeypatch, tmp_path: Path) -> None:
+    from recsys.app_support import registry_label
+
+    monkeypatch.delenv("RECSYS_REGISTRY_LABEL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert registry_label(Registry(tmp_path / "models_store")) == "models_store"
+    assert registry_label(Registry(tmp_path)) == "."
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    monkeypatch.chdir("/")  # a working directory of / names nothing: relative to ~ instead
+    assert registry_label(Registry(tmp_path / "home" / "m")) == "~/m"
+    assert registry_label(Registry("/nonexistent-x/models")) == "/nonexistent-x/models"
+    monkeypatch.setenv("RECSYS_REGISTRY_LABEL", "models_store")
+    assert registry_label(Registry(tmp_path / "elsewhere")) == "models_store"

@@ -416,3 +416,106 @@ def test_tuning_toward_the_picks_own_tag_explains_why_nothing_moves(run_page, bu
     at.multiselect[1].set_value([steerer.item_tags[song][0]]).run()
     assert not at.exception
     assert any("tuned list equals the standard one" in i.value for i in at.info)
+
+
+# ---- links, labels (issue 14) ------------------------------------------------------------------------
+def test_a_shared_link_opened_first_on_a_fresh_server_keeps_its_state(built_registry: Path, monkeypatch) -> None:
+    # A fresh server serves /recommend?... in its legacy pages/ mode: the page's first run is the
+    # session's first, before app.py ever ran, and it routes itself through app.py (st.switch_page,
+    # which clears the query parameters unless they are passed on).
+    items = Registry(built_registry).load("mlp-synthetic").items
+    picks = list(items["item_id"].astype(str)[:3])
+    monkeypatch.setenv("RECSYS_MODELS_DIR", str(built_registry))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params.update({"model": "mlp-synthetic", "picks": ",".join(picks), "tags": "rock:2", "share": "70"})
+    at.switch_page("pages/recommend.py").run()  # the first run of the session
+    assert not at.exception
+    assert at.title[0].value == "Recommend"
+    assert at.multiselect[0].value == picks and at.multiselect[1].value == ["rock"]
+    assert at.slider(key="rec_share").value == 70 and at.slider(key="rec_w_rock").value == 2.0
+    assert at.query_params["picks"] == ",".join(picks) and at.query_params["share"] == "70"
+
+
+def _latent_link(at_params: dict, registry: Path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("RECSYS_MODELS_DIR", str(registry))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params.update(at_params)
+    at.switch_page("pages/latent_space.py").run()
+    assert not at.exception and not at.error
+    return at
+
+
+def test_the_latent_space_keeps_its_view_in_the_url(run_page, built_registry: Path, monkeypatch) -> None:
+    at = run_page(built_registry, "pages/recommend.py")
+    at.multiselect[1].set_value(["rock"]).run()
+    at.switch_page("pages/latent_space.py").run()
+    at.toggle(key="map_users").set_value(False).run()
+    at.slider(key="map_nn").set_value(7)
+    at.slider(key="map_md").set_value(0.3)
+    at.button(key="map_recompute").click().run()
+    assert not at.exception
+    qp = at.query_params
+    assert qp["model"] == at.selectbox(key="map_model").value and qp["users"] == "0" and qp["items"] == "1"
+    assert (qp["nn"], qp["md"]) == ("7", "0.3") and qp["tags"] == "rock:1" and qp["picks"] and float(qp["alpha"]) > 0
+
+    # the link in a new session (a fresh server's first request) reopens the same view
+    again = _latent_link(dict(qp), built_registry, monkeypatch)
+    assert again.selectbox(key="map_model").value == qp["model"]
+    assert not again.toggle(key="map_users").value and again.toggle(key="map_items").value
+    assert any("n_neighbors 7, min_dist 0.3" in c.value for c in again.caption)
+    names = _map_traces(again)
+    assert {"you, tuned over α", "you (standard, α = 0)"} <= set(names) and "training listeners" not in names
+    assert dict(again.query_params) == dict(qp)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"model": "nope", "users": "maybe", "nn": "nan", "md": "inf", "alpha": "nan", "tags": "rock:nan"},
+        {"nn": "1e9", "md": "-3", "picks": "x,y", "tags": "notatag:2", "alpha": "-inf"},
+    ],
+)
+def test_bad_latent_space_link_values_fall_back_to_defaults(built_registry: Path, monkeypatch, params) -> None:
+    at = _latent_link(params, built_registry, monkeypatch)
+    assert at.selectbox(key="map_model").value in ("mlp-synthetic", "svd-synthetic")
+    assert at.slider(key="map_nn").value in (15, 50) and 0.0 <= at.slider(key="map_md").value <= 0.99
+    assert at.query_params["model"] == at.selectbox(key="map_model").value
+    assert "picks" not in at.query_params and at.query_params.get("tags", "rock:1") == "rock:1"
+    if "alpha" in at.query_params:
+        assert np.isfinite(float(at.query_params["alpha"]))
+
+
+def test_mlp_flow_is_labelled_as_the_mlps_recommendations(run_page, registry_copy: Path) -> None:
+    from recsys.data.synthetic import generate_synthetic
+    from recsys.defaults import DefaultModel, build_default_registry
+    from recsys.projection import pca_reducer
+
+    small = generate_synthetic(n_users=300, n_items=600, n_artists=80, n_tags=8)
+    flow = DefaultModel(
+        "mlp_flow-synthetic",
+        "mlp_flow",
+        {"epochs": 3, "latent_dim": 16, "hidden_dim": 64, "flow_epochs": 3},
+        {"base": 0.2, "scale": 4.0, "offset": 0.3},
+    )
+    build_default_registry(Registry(registry_copy), dataset=small, models=[flow], reducer_factory=pca_reducer)
+    label = "mlp_flow-synthetic — the MLP's recommendations, steered in a flow (Gaussian) latent space"
+
+    at = run_page(registry_copy, "pages/models.py")
+    table = at.table[0].value
+    assert table.loc["mlp_flow-synthetic", "what it is"] == label.split(" — ")[1]
+    assert "own latent space" in table.loc["mlp-synthetic", "what it is"]
+    assert label in at.selectbox(key="manifest_model").options
+    at.switch_page("pages/recommend.py").run()
+    assert label in at.selectbox(key="rec_model").options
+    at.selectbox(key="rec_model").set_value("mlp_flow-synthetic").run()
+    assert not at.exception and at.query_params["model"] == "mlp_flow-synthetic"
+    at.switch_page("pages/latent_space.py").run()
+    assert label in at.selectbox(key="map_model").options
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    accuracy = at.dataframe[0].value.set_index("model")
+    assert accuracy.loc["mlp_flow-synthetic", "what it is"] == label.split(" — ")[1]
+    assert any("recommends with its MLP" in c.value for c in at.caption)
+    assert label in at.multiselect(key="cmp_models").options
+    at.switch_page("pages/home.py").run()
+    assert "`mlp_flow-synthetic` (mlp_flow: the MLP's recommendations" in _text(at)
