@@ -2,7 +2,9 @@
 
 Headless Debian chromium (``/usr/bin/chromium``; ``scripts/test`` installs it when it runs as root)
 driven by Playwright. Screenshots go to ``docs/screenshots/<page>.png`` when ``RECSYS_SCREENSHOTS=1``,
-otherwise to the test's temporary directory. The server is always stopped, whatever happens.
+otherwise to the test's temporary directory (the sidebar names the registry ``models_store``, as in
+the demo, through ``$RECSYS_REGISTRY_LABEL``, not by its temporary path). The server is always
+stopped, whatever happens. Waiting for a page to finish updating: :mod:`tests.browser.helpers`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -24,6 +28,7 @@ from recsys.defaults import build_default_registry
 from recsys.projection import pca_reducer
 from recsys.registry import Registry
 from tests.app.conftest import SMALL_MODELS
+from tests.browser.helpers import runs, settle, watch_runs
 
 pytestmark = pytest.mark.browser
 
@@ -39,6 +44,8 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 MODEL_IDS = tuple(m.model_id for m in SMALL_MODELS)
+#: How the sidebar names the test's registry (a temporary directory) in the screenshots.
+REGISTRY_LABEL = "models_store"
 SERVER_START_S = 90
 TIMEOUT_MS = 30_000
 
@@ -105,11 +112,13 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def server(registry_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def _serve(registry_dir: Path, log_dir: Path) -> Iterator[str]:
+    """A freshly started ``streamlit run app.py`` on ``registry_dir``; yields its URL, then stops it."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    log = log_dir / "streamlit.log"
     env = {**os.environ, "RECSYS_MODELS_DIR": str(registry_dir), "PYTHONPATH": str(ROOT)}
+    env["RECSYS_REGISTRY_LABEL"] = REGISTRY_LABEL
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true"]
     cmd += ["--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
     cmd += ["--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
@@ -131,13 +140,28 @@ def server(registry_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         _stop(proc)
 
 
-def _settle(page) -> None:
-    """Wait until the script run has finished (no 'Running...' status) and the page has painted."""
-    page.wait_for_selector("[data-testid='stApp']", timeout=TIMEOUT_MS)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS, polling=200
-    )
-    page.wait_for_timeout(700)
+@pytest.fixture(scope="module")
+def server(registry_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with _serve(registry_dir, tmp_path_factory.mktemp("server")) as url:
+        yield url
+
+
+def _settle(page, since: int = 0) -> None:
+    """Wait until a script run that finished after ``since`` left the page still (tests/browser/helpers.py)."""
+    settle(page, since, timeout_ms=TIMEOUT_MS)
+
+
+def _launch(p, chromium: Path, js_errors: list[str]):
+    browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.on("pageerror", lambda e: js_errors.append(str(e)))
+    watch_runs(page)
+    return browser, page
+
+
+def _chip_labels(multiselect) -> list[str]:
+    chips = multiselect.get_by_role("group", name="Selected values").locator("[data-tag]")
+    return [chips.nth(i).get_attribute("aria-label") for i in range(chips.count())]
 
 
 def _check_no_exception(page, name: str) -> None:
@@ -155,11 +179,8 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
 
     js_errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        browser, page = _launch(p, chromium, js_errors)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1300})
-            page.on("pageerror", lambda e: js_errors.append(str(e)))
-
             # Models, opened by a deep link as the first request to a fresh server (Streamlit would
             # run the page without app.py here if the page did not route itself through it)
             page.goto(f"{server}/models", timeout=TIMEOUT_MS)
@@ -167,9 +188,10 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
             _settle(page)
             nav = page.locator("[data-testid='stSidebarNav']")
             assert nav.get_by_text("Latent space", exact=True).is_visible(), "app.py's navigation is missing"
-            assert (
-                page.locator("[data-testid='stSidebar']").get_by_text(f"{len(MODEL_IDS)} model(s) ready").is_visible()
-            )
+            sidebar = page.locator("[data-testid='stSidebar']")
+            assert sidebar.get_by_text(f"{len(MODEL_IDS)} model(s) ready").is_visible()
+            assert sidebar.get_by_text(REGISTRY_LABEL, exact=True).is_visible()  # not the temporary path
+            assert "pytest-of" not in page.locator("[data-testid='stApp']").inner_text()
             table = page.locator("[data-testid='stTable']").first
             for model_id in MODEL_IDS:
                 assert table.get_by_text(model_id, exact=True).is_visible(), f"{model_id} not in the Models table"
@@ -178,21 +200,23 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
             page.screenshot(path=str(screenshot_dir / "models.png"), full_page=True)
 
             # Home, by the sidebar: what this is, the modes, which models are loaded
+            n = runs(page)
             nav.get_by_text("Home", exact=True).click()
             page.get_by_role("heading", name="Four ways to steer").wait_for(timeout=TIMEOUT_MS)
             main = page.locator("[data-testid='stMain']")
             main.get_by_text(f"{len(MODEL_IDS)} model(s) ready").wait_for(timeout=TIMEOUT_MS)
-            _settle(page)
+            _settle(page, n)
             for model_id in MODEL_IDS:
                 assert main.get_by_text(model_id).first.is_visible(), f"{model_id} not shown on Home"
             _check_no_exception(page, "Home")
             page.screenshot(path=str(screenshot_dir / "home.png"), full_page=True)
 
             # Recommend, first visit: a held-out listener, a tag they lack, the dial at 40 %: steering at work
+            n = runs(page)
             nav.get_by_text("Recommend", exact=True).click()
             picker = page.locator("[data-testid='stMultiSelect']").first
             picker.wait_for(timeout=TIMEOUT_MS)
-            _settle(page)
+            _settle(page, n)
             for heading in ("Standard", "Postfiltered", "Tuned", "Tune + post", "SVD baseline"):
                 assert page.get_by_role("heading", name=heading).first.is_visible(), f"no {heading} column"
             shares = _column_shares(page)
@@ -208,16 +232,19 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
             option.wait_for(timeout=TIMEOUT_MS)
             picked = option.inner_text().strip()
             assert " — " in picked and "love" in picked.lower(), f"unexpected first option {picked!r}"
+            n = runs(page)
             option.click()
             page.keyboard.press("Escape")
-            _settle(page)
-            chips = picker.get_by_role("group", name="Selected values").locator("[data-tag]")
-            assert picked in [chips.nth(i).get_attribute("aria-label") for i in range(chips.count())]
+            _settle(page, n)
+            assert picked in _chip_labels(picker)
             slider = page.get_by_role("slider").first
             slider.focus()
+            n = runs(page)
             for _ in range(4):  # 40 % -> 60 %
                 page.keyboard.press("ArrowRight")
-            _settle(page)
+            # only the run that saw 60 % writes share=60 into the URL; then that run must have finished
+            page.wait_for_function("() => location.search.includes('share=60')", timeout=TIMEOUT_MS, polling=100)
+            _settle(page, n)
             assert "share=60" in page.url, f"the URL does not carry the state: {page.url}"
             shares = _column_shares(page)
             assert all(abs(v - 60) <= 5 for v in shares[1:4]), shares
@@ -230,9 +257,10 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
             page.screenshot(path=str(screenshot_dir / "recommend_dial_60.png"), full_page=True)
 
             # Latent space: the person from the Recommend page is on the map with their trajectory
+            n = runs(page)
             nav.get_by_text("Latent space", exact=True).click()
             page.get_by_role("heading", name="Latent space").first.wait_for(timeout=TIMEOUT_MS)
-            _settle(page)
+            _settle(page, n)
             page.locator(".js-plotly-plot").first.wait_for(timeout=TIMEOUT_MS)
             try:
                 page.get_by_text("you, tuned over α").first.wait_for(timeout=TIMEOUT_MS)
@@ -244,25 +272,58 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
             page.screenshot(path=str(screenshot_dir / "latent_space.png"), full_page=True)
 
             # back on Recommend: the picks and the dial are still there
+            n = runs(page)
             nav.get_by_text("Recommend", exact=True).click()
-            _settle(page)
-            chips = page.locator("[data-testid='stMultiSelect']").first.get_by_role("group", name="Selected values")
-            labels = chips.locator("[data-tag]")
-            assert picked in [labels.nth(i).get_attribute("aria-label") for i in range(labels.count())]
+            _settle(page, n)
+            assert picked in _chip_labels(page.locator("[data-testid='stMultiSelect']").first)
             assert "share=60" in page.url
 
             # Compare renders without errors, shows which mode wins when tags are hidden, compares the models
+            n = runs(page)
             nav.get_by_text("Compare", exact=True).click()
             page.get_by_role("heading", name="Compare").first.wait_for(timeout=TIMEOUT_MS)
             verdict = page.get_by_text("Best tag recall here")
             verdict.wait_for(timeout=3 * TIMEOUT_MS)  # (the steering sweeps and the check run first)
             page.get_by_role("heading", name="For the current person").wait_for(timeout=TIMEOUT_MS)
-            _settle(page)
+            _settle(page, n)
             _check_no_exception(page, "Compare")
             page.screenshot(path=str(screenshot_dir / "compare.png"), full_page=True)
             page.get_by_role("heading", name="What if tags were incomplete?").scroll_into_view_if_needed()
             page.wait_for_timeout(500)
             page.screenshot(path=str(screenshot_dir / "compare_incomplete_tags.png"))
+        finally:
+            browser.close()
+    assert not js_errors, f"JavaScript errors in the page: {js_errors}"
+
+
+def test_a_shared_link_is_a_fresh_servers_first_request(chromium: Path, registry_dir: Path, tmp_path: Path) -> None:
+    """A Recommend link opened as the very first request of a just-started server keeps its state.
+
+    (Streamlit serves it in its legacy pages/ mode; the page routes itself through app.py with
+    st.switch_page, which drops the query parameters unless they are carried.)
+    """
+    from playwright.sync_api import sync_playwright
+
+    from recsys.app_support import item_labels
+
+    items = Registry(registry_dir).load("mlp-synthetic").items
+    picks = list(items["item_id"].astype(str)[:3])
+    labels = item_labels(items)
+    js_errors: list[str] = []
+    with _serve(registry_dir, tmp_path) as url, sync_playwright() as p:
+        browser, page = _launch(p, chromium, js_errors)
+        try:
+            page.goto(f"{url}/recommend?model=mlp-synthetic&picks={','.join(picks)}&tags=rock:2&share=70")
+            page.get_by_role("heading", name="Recommend").first.wait_for(timeout=TIMEOUT_MS)
+            _settle(page)
+            page.screenshot(path=str(tmp_path / "shared_link.png"), full_page=True)
+            pickers = page.locator("[data-testid='stMultiSelect']")
+            assert _chip_labels(pickers.nth(0)) == [labels[i] for i in picks], page.url
+            assert _chip_labels(pickers.nth(1)) == ["rock"], page.url
+            qp = {k: v[0] for k, v in parse_qs(urlsplit(page.url).query).items()}
+            assert qp["picks"] == ",".join(picks) and qp["tags"] == "rock:2" and qp["share"] == "70", page.url
+            assert abs(_column_shares(page)[1] - 70) <= 5  # the Postfiltered column follows the link's dial
+            _check_no_exception(page, "Recommend")
         finally:
             browser.close()
     assert not js_errors, f"JavaScript errors in the page: {js_errors}"
