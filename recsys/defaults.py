@@ -62,10 +62,12 @@ class DefaultModel:
     step_rule: dict[str, float] | None = None
 
 
-#: tune+post's step rules of the demo's latent models, chosen on validation users of the demo's data
-#: by ``python benchmarks/demo_step_rules.py`` (benchmarks/results/steering/demo_step_rules.md).
-_DEMO_RULE = {"base": 0.2, "scale": 4.0, "offset": 0.3}
-_FLOW_RULE = {"base": 0.0, "scale": 4.0, "offset": 0.3}
+#: tune+post's step rules of the demo's latent models (``StepRule`` base/scale/offset), chosen on
+#: validation users of the demo's data by ``python benchmarks/demo_step_rules.py``
+#: (benchmarks/results/steering/demo_step_rules.md).
+def _rule(base: float) -> dict[str, float]:
+    return {"base": base, "scale": 4.0, "offset": 0.3}
+
 
 #: Torch families train with ``epochs`` as a cap and stop 5 epochs after their best validation NDCG@100.
 _EARLY = {"epochs": 100, "patience": 5}
@@ -77,15 +79,15 @@ _EARLY = {"epochs": 100, "patience": 5}
 DEFAULT_MODELS: list[DefaultModel] = [
     DefaultModel("popularity-synthetic", "popularity"),
     DefaultModel("ease-synthetic", "ease", {"l2": 50.0}),
-    DefaultModel("dlae-synthetic", "dlae", {"latent_dim": 1024, "dropout": 0.67, "l2": 10.0}, step_rule=_DEMO_RULE),
-    DefaultModel("svd-synthetic", "svd", {"n_factors": 128}, step_rule=_DEMO_RULE),
-    DefaultModel("mlp-synthetic", "mlp", {**_EARLY, "latent_dim": 64, "hidden_dim": 256, "dropout": 0.5}, _DEMO_RULE),
+    DefaultModel("dlae-synthetic", "dlae", {"latent_dim": 1024, "dropout": 0.67, "l2": 10.0}, _rule(0.0)),
+    DefaultModel("svd-synthetic", "svd", {"n_factors": 128}, _rule(0.1)),
+    DefaultModel("mlp-synthetic", "mlp", {**_EARLY, "latent_dim": 64, "hidden_dim": 256, "dropout": 0.5}, _rule(0.0)),
     DefaultModel(
-        "multvae-synthetic", "multvae", {**_EARLY, "beta_max": 0.1, "dropout": 0.5, "batch_size": 500}, _DEMO_RULE
+        "multvae-synthetic", "multvae", {**_EARLY, "beta_max": 0.1, "dropout": 0.5, "batch_size": 500}, _rule(0.2)
     ),
-    DefaultModel("flow-synthetic", "flow", {**_EARLY, "embedding_dim": 128}, _FLOW_RULE),
+    DefaultModel("flow-synthetic", "flow", {**_EARLY, "embedding_dim": 128}, _rule(0.2)),
     DefaultModel(
-        "mlp_flow-synthetic", "mlp_flow", {**_EARLY, "latent_dim": 64, "hidden_dim": 256, "dropout": 0.5}, _DEMO_RULE
+        "mlp_flow-synthetic", "mlp_flow", {**_EARLY, "latent_dim": 64, "hidden_dim": 256, "dropout": 0.5}, _rule(0.1)
     ),
 ]
 
