@@ -191,3 +191,25 @@ def test_importing_the_library_and_its_steering_loads_neither_torch_nor_streamli
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_tune_narrows_a_first_hit_that_overshoots() -> None:
+    """Two tagged songs entering the top k within one grid step: tune keeps narrowing until one enters."""
+    from recsys.steering.tune import solve_trajectory
+
+    # item i's log-probability is slope_i * (alpha - cross_i) + level_i: tagged songs 0 and 1 pass the
+    # untagged songs 2 and 4 (level 0) at alpha 1.0001 and 1.0002, inside one step of the coarse passes;
+    # song 3 (untagged, level 0.5) stays first, so the top 3 holds 0, 1 or 2 tagged songs
+    slope = np.array([1.0, 1.0, 0.0, 0.0, 0.0])
+    cross = np.array([1.0001, 1.0002, 0.0, 0.0, 0.0])
+    level = np.array([0.0, 0.0, 0.0, 0.5, 0.0])
+
+    def decode(points: np.ndarray) -> np.ndarray:
+        return slope[None, :] * (points[:, :1] - cross[None, :]) + level[None, :]
+
+    on = np.array([[True, True, False, False, False]])
+    alpha, achieved, reached = solve_trajectory(
+        np.zeros((1, 1)), np.ones((1, 1)), decode, None, on, np.array([1]), 3, alpha_max=4.0
+    )
+    assert reached[0] and achieved[0] == 1
+    assert 1.0001 <= alpha[0] <= 1.0002 + 1e-6

@@ -25,6 +25,8 @@ TUNE_ALPHA_MAX = 4.0
 #: Points per grid of :func:`solve_trajectory`, and refinement passes after the first grid.
 GRID_POINTS = 9
 REFINE_PASSES = 2
+#: Extra passes for rows whose first hit overshoots the count (each decodes only those rows).
+OVERSHOOT_PASSES = 4
 
 
 def solve_trajectory(
@@ -57,13 +59,16 @@ def solve_trajectory(
     hi = np.broadcast_to(np.asarray(alpha_max, dtype=np.float64), (n,)).copy()
     frac = np.linspace(0.0, 1.0, grid_points)
 
-    def counts_on(grid: np.ndarray) -> np.ndarray:  # grid (n, G) -> counts (n, G)
-        pts = start[:, None, :] + grid[:, :, None] * direction[:, None, :]
-        log_p = decode_log_p(pts.reshape(n * grid.shape[1], -1)).reshape(n, grid.shape[1], -1)
+    def counts_on(grid: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:  # grid (m, G) -> (m, G)
+        rows = np.arange(n) if rows is None else rows
+        m = len(rows)
+        pts = start[rows, None, :] + grid[:, :, None] * direction[rows, None, :]
+        log_p = decode_log_p(pts.reshape(m * grid.shape[1], -1)).reshape(m, grid.shape[1], -1)
         if exclude_mask is not None:
-            log_p = np.where(exclude_mask[:, None, :], -np.inf, log_p)
-        mask = np.repeat(np.broadcast_to(on_target, (n, log_p.shape[2])), grid.shape[1], axis=0)
-        return count_on_target(log_p.reshape(n * grid.shape[1], -1), mask, k).reshape(n, -1)
+            log_p = np.where(exclude_mask[rows][:, None, :], -np.inf, log_p)
+        targets = np.broadcast_to(on_target, (n, log_p.shape[2]))[rows]
+        mask = np.repeat(targets, grid.shape[1], axis=0)
+        return count_on_target(log_p.reshape(m * grid.shape[1], -1), mask, k).reshape(m, -1)
 
     grid = lo[:, None] + (hi - lo)[:, None] * frac[None, :]
     got = counts_on(grid)
@@ -86,4 +91,19 @@ def solve_trajectory(
         first = np.where(need, np.argmax(hit, axis=1), 0)
         alpha = np.where(need, grid[np.arange(n), first], alpha)
         achieved = np.where(need, got[np.arange(n), first], achieved)
+    # A row whose first hit overshoots its count (two songs entered within one grid step) narrows
+    # its bracket further, decoding only those rows, until the step is tiny or the count is exact.
+    last_miss = np.where(first > 0, grid[np.arange(n), np.maximum(first - 1, 0)], alpha)
+    for _ in range(OVERSHOOT_PASSES):
+        rows = np.flatnonzero((achieved > aim) & (alpha - last_miss > 1e-9))
+        if rows.size == 0:
+            break
+        sub = last_miss[rows, None] + (alpha - last_miss)[rows, None] * frac[None, :]
+        got = counts_on(sub, rows)
+        hit = got >= aim[rows, None]
+        hit[:, -1] = True
+        pick = np.argmax(hit, axis=1)
+        last_miss[rows] = np.where(pick > 0, sub[np.arange(rows.size), np.maximum(pick - 1, 0)], last_miss[rows])
+        alpha[rows] = sub[np.arange(rows.size), pick]
+        achieved[rows] = got[np.arange(rows.size), pick]
     return alpha, achieved, reached
