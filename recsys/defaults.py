@@ -34,7 +34,7 @@ from .models import get_model_class
 from .models.base import Recommender
 from .registry import Registry
 from .steering.calibration import StepRule
-from .threads import training_torch_threads
+from .threads import positive_int_from_env, training_torch_threads
 
 logger = logging.getLogger("recsys")
 
@@ -278,14 +278,8 @@ def build_jobs() -> int:
     Each worker trains one model at a time on one thread (:mod:`recsys.threads`), so two workers use
     both cores of the 2-core machines the demo targets; more would only share those cores.
     """
-    raw = os.environ.get(BUILD_JOBS_ENV, "").strip()
-    if raw:
-        try:
-            n = int(raw)
-        except ValueError:
-            raise ValueError(f"${BUILD_JOBS_ENV} must be a positive integer, got {raw!r}") from None
-        if n < 1:
-            raise ValueError(f"${BUILD_JOBS_ENV} must be a positive integer, got {raw!r}")
+    n = positive_int_from_env(BUILD_JOBS_ENV)
+    if n is not None:
         return n
     return 2 if (os.cpu_count() or 1) >= 2 else 1
 

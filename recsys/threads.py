@@ -18,16 +18,24 @@ from collections.abc import Iterator
 ENV = "RECSYS_TORCH_THREADS"
 
 
+def positive_int_from_env(name: str) -> int | None:
+    """``$name`` as a positive integer, None when unset or blank; anything else is a ValueError naming it."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ValueError(f"${name} must be a positive integer, got {raw!r}") from None
+    if n < 1:
+        raise ValueError(f"${name} must be a positive integer, got {raw!r}")
+    return n
+
+
 def training_threads() -> int:
     """Threads for training: ``$RECSYS_TORCH_THREADS``, else 1 on <= 2 cores, else half the cores."""
-    raw = os.environ.get(ENV, "").strip()
-    if raw:
-        try:
-            n = int(raw)
-        except ValueError:
-            raise ValueError(f"${ENV} must be a positive integer, got {raw!r}") from None
-        if n < 1:
-            raise ValueError(f"${ENV} must be a positive integer, got {raw!r}")
+    n = positive_int_from_env(ENV)
+    if n is not None:
         return n
     cores = os.cpu_count() or 1
     return 1 if cores <= 2 else cores // 2
