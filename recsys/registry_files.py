@@ -73,6 +73,15 @@ def _inside(path: str, root: str) -> bool:
     return path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def _follow_link(path: Path, root: Path) -> tuple[str, os.stat_result]:
+    """A link's target inside the registry and its stat; UnsafeFile if it leads out or cannot be followed."""
+    target = _resolve_link(path, root)
+    try:
+        return target, os.stat(target)
+    except OSError as e:
+        raise UnsafeFile(f"is a link that cannot be followed ({e.strerror})") from None
+
+
 def _resolve_link(path: Path, root: str) -> str:
     """The target of the link ``path``, if it lies strictly inside ``root``; else UnsafeFile."""
     target = os.path.realpath(path)
@@ -90,11 +99,7 @@ def open_model_dir(path: Path, root: str) -> int | None:
     st = os.lstat(path)
     where = str(path)
     if stat.S_ISLNK(st.st_mode):
-        where = _resolve_link(path, root)
-        try:
-            st = os.stat(where)
-        except OSError as e:
-            raise UnsafeFile(f"is a link that cannot be followed ({e.strerror})") from None
+        where, st = _follow_link(path, root)
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafeFile(f"is {kind_of(st.st_mode)}, not a directory")
     if not _DIR_FD:
@@ -127,11 +132,7 @@ def open_regular(name: str, dir_path: Path, dir_fd: int | None, root: str) -> Op
     st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False) if dir_fd is not None else os.lstat(dir_path / name)
     target: str | None = None
     if stat.S_ISLNK(st.st_mode):
-        target = _resolve_link(dir_path / name, root)
-        try:
-            st = os.stat(target)
-        except OSError as e:
-            raise UnsafeFile(f"is a link that cannot be followed ({e.strerror})") from None
+        target, st = _follow_link(dir_path / name, root)
     if not stat.S_ISREG(st.st_mode):
         raise UnsafeFile(f"is {kind_of(st.st_mode)}, not a regular file")
     flags = os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC
