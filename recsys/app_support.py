@@ -725,9 +725,10 @@ def _map_cached(root: str, model_id: str, signature: tuple, params: tuple | None
         n_neighbors=int(n_neighbors),
         min_dist=float(min_dist),
     )
-    centroids = _steerer_cached(root, model_id, signature).centroids
+    steerer = _steerer_cached(root, model_id, signature)
+    centroids = steerer.centroids
     if centroids is not None and len(stored.extra_coords):
-        new = replace(new, extra_coords=new.place(centroids.centroids).astype(np.float32))
+        new = replace(new, extra_coords=new.place_latent(steerer.model, centroids.centroids).astype(np.float32))
     return new, codes
 
 
