@@ -27,6 +27,24 @@ convex hull of its neighbours' positions, so a point moving through the latent s
 the map without jumping off it. It is an interpolation, not UMAP's own ``transform``: a point far
 from everything stored still lands among its nearest stored points.
 
+Which space is mapped
+---------------------
+By default (``space="scores"``) the map shows the space the model's recommendations come from
+(:func:`map_space`). For most latent models that is the latent space itself. A flow model's latent
+point is ``z = f(u)``, a Glow ``f`` applied to the code ``u`` the scores are computed from (the pooled
+item embeddings of ``flow``, the MLP bottleneck of ``mlp_flow``): ``f`` Gaussianises the codes and in
+doing so spreads them into a uniform cloud in which tags no longer form neighbourhoods (on the demo's
+flow model, 22 % of a song's 10 nearest songs share its first tag in ``z`` against 90 % in ``u``;
+``benchmarks/results/map_quality.md``). Its map is therefore fitted on ``u = f^{-1}(z)``, and every
+point placed on it (a person's tuned ``z``, the tag centroids) is first taken through ``f^{-1}``
+(:func:`to_map_space`); ``space="latent"`` maps ``z`` itself. ``LatentMap.space`` records which.
+
+Map quality
+-----------
+:func:`neighbour_tag_agreement`: for each item, the share of its k nearest items (Euclidean) that
+share its first tag, averaged over items; computed on the 2-D map and on the mapped space, beside a
+random layout's figure (``benchmarks/map_quality.py``).
+
 Tag centroids (``extra_points`` of :func:`build_map`) are placed with the same rule rather than
 fitted jointly: a centroid is an average of many item points and has no neighbourhood of its own
 for UMAP to preserve, and placing it the way a person's point is placed keeps "my point is near the
@@ -72,6 +90,11 @@ DEFAULT_MAX_USERS = 2000
 DEFAULT_MAX_ITEMS = 5000
 DEFAULT_N_EPOCHS = 200
 DEFAULT_K = 10
+
+#: ``build_map(space=...)``: the space the model's scores come from, or the steering latent ``z``.
+SPACES = ("scores", "latent")
+#: ``LatentMap.space``: what the stored latent points are (stored as the index in this tuple).
+MAP_SPACES = ("latent", "pre-flow")
 
 #: Steps reported to ``progress`` by :func:`build_map`, in order.
 MAP_STEPS = ("encode items", "encode users", "fit 2-D layout", "place extra points")
@@ -174,6 +197,75 @@ def _encode_batches(model: LatentRecommender, x: sp.csr_matrix, batch_size: int)
     return np.concatenate([model.encode(x[s : s + batch_size]) for s in range(0, x.shape[0], batch_size)])
 
 
+# ---- which space is mapped ----------------------------------------------------------------------
+def _flow_of(model: Any):
+    net = getattr(model, "module_", None)
+    flow = getattr(net, "flow", None)
+    return flow if flow is not None and callable(getattr(flow, "inverse", None)) else None
+
+
+def map_space(model: LatentRecommender) -> str:
+    """The space a map of ``model``'s recommendations is fitted in (module docstring).
+
+    ``"pre-flow"`` when the model's latent point is a flow of the code its scores come from (a
+    ``module_.flow`` with ``inverse``: the ``flow`` and ``mlp_flow`` families), else ``"latent"``.
+    """
+    return "pre-flow" if _flow_of(model) is not None else "latent"
+
+
+def to_map_space(model: LatentRecommender, points: np.ndarray, space: str, *, batch_size: int = 4096) -> np.ndarray:
+    """Latent points ``z`` ``(n, d)`` in a map's ``space``: ``f^{-1}(z)`` for ``"pre-flow"``, else ``z``.
+
+    Returns float32 ``(n, d)`` (``(1, d)`` for a single point).
+    """
+    if space not in MAP_SPACES:
+        raise ValueError(f"space must be one of {MAP_SPACES}, got {space!r}")
+    z = np.asarray(points, dtype=np.float32)
+    if z.ndim == 1:
+        z = z[None, :]
+    if space == "latent" or len(z) == 0:
+        return z
+    flow = _flow_of(model)
+    if flow is None:
+        raise ValueError(f"a pre-flow map needs a flow model, got {type(model).__name__}")
+    import torch
+
+    param = next(flow.parameters(), None)
+    device = param.device if param is not None else "cpu"
+    with torch.no_grad():
+        parts = [
+            flow.inverse(torch.from_numpy(np.ascontiguousarray(z[s : s + batch_size])).to(device)).cpu().numpy()
+            for s in range(0, len(z), batch_size)
+        ]
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+# ---- map quality ----------------------------------------------------------------------------------
+def neighbour_tag_agreement(points: np.ndarray, labels, k: int = 10, *, chunk: int = 1024) -> np.ndarray:
+    """Per point, the share of its ``k`` nearest other points (Euclidean) whose label equals its own.
+
+    ``points`` ``(n, m)`` (a 2-D map or a latent space), ``labels`` ``(n,)`` (an item's first tag).
+    Brute force in float64, ``chunk`` rows at a time; a point is never its own neighbour, and ties
+    at the k-th distance are broken by index order of ``argpartition``. The mean of the result is the
+    map quality figure of ``benchmarks/map_quality.py``. Returns float64 ``(n,)``.
+    """
+    x = np.asarray(points, dtype=np.float64)
+    lab = np.asarray(labels)
+    if x.ndim != 2 or lab.shape != (x.shape[0],):
+        raise ValueError(f"points must be (n, m) and labels (n,); got {x.shape} and {lab.shape}")
+    if not 1 <= k < x.shape[0]:
+        raise ValueError(f"k must be in [1, n - 1] = [1, {x.shape[0] - 1}], got {k}")
+    sq = np.einsum("ij,ij->i", x, x)
+    out = np.empty(x.shape[0], dtype=np.float64)
+    for s in range(0, x.shape[0], chunk):
+        d2 = sq[None, :] - 2.0 * (x[s : s + chunk] @ x.T) + sq[s : s + chunk, None]
+        rows = np.arange(d2.shape[0])
+        d2[rows, s + rows] = np.inf
+        nn = np.argpartition(d2, k - 1, axis=1)[:, :k]
+        out[s : s + chunk] = (lab[nn] == lab[s : s + chunk, None]).mean(axis=1)
+    return out
+
+
 # ---- placement --------------------------------------------------------------------------------
 def place(
     points: np.ndarray,
@@ -246,6 +338,9 @@ class LatentMap:
         Map positions of ``build_map``'s ``extra_points`` (placed, not fitted); ``(0, 2)`` if none.
     n_neighbors, min_dist, n_epochs, seed, k :
         UMAP parameters and seed the map was fitted with; ``k`` is the placement rule's.
+    space : {"latent", "pre-flow"}
+        What ``item_latent`` / ``user_latent`` are: the model's latent points ``z``, or a flow model's
+        ``f^{-1}(z)``; :func:`to_map_space` takes new latent points there before :meth:`place`.
     """
 
     item_index: np.ndarray
@@ -260,6 +355,7 @@ class LatentMap:
     n_epochs: int
     seed: int
     k: int = DEFAULT_K
+    space: str = "latent"
 
     _ARRAYS = ("item_index", "item_coords", "item_latent", "user_index", "user_coords", "user_latent", "extra_coords")
     _PARAMS = (("n_neighbors", int), ("min_dist", float), ("n_epochs", int), ("seed", int), ("k", int))
@@ -282,6 +378,10 @@ class LatentMap:
         """Map positions ``(n, 2)`` of new latent points: :func:`place` among the stored items and users."""
         return place(points, self.stored_latent, self.stored_coords, self.k if k is None else k)
 
+    def place_latent(self, model: LatentRecommender, points: np.ndarray) -> np.ndarray:
+        """Map positions ``(n, 2)`` of ``model``'s latent points ``z``: taken to :attr:`space`, then placed."""
+        return self.place(to_map_space(model, points, self.space))
+
     def describe(self) -> dict[str, Any]:
         """JSON-able summary for ``Registry.save(info=...)``: sizes, UMAP parameters, placement rule."""
         return {
@@ -292,6 +392,7 @@ class LatentMap:
             "umap": {"n_neighbors": self.n_neighbors, "min_dist": self.min_dist, "n_epochs": self.n_epochs},
             "seed": self.seed,
             "placement": f"inverse-distance weighted mean of the {self.k} nearest stored latent points' positions",
+            "space": self.space,
         }
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -299,6 +400,7 @@ class LatentMap:
         out = {PREFIX + name: np.ascontiguousarray(getattr(self, name)) for name in self._ARRAYS}
         for name, kind in self._PARAMS:
             out[PREFIX + name] = np.asarray([getattr(self, name)], dtype=np.float64 if kind is float else np.int64)
+        out[PREFIX + "space"] = np.asarray([MAP_SPACES.index(self.space)], dtype=np.int64)
         return out
 
     @classmethod
@@ -315,6 +417,11 @@ class LatentMap:
         fields: dict[str, Any] = {name: np.asarray(arrays[PREFIX + name]) for name in cls._ARRAYS}
         for name, kind in cls._PARAMS:
             fields[name] = kind(np.asarray(arrays[PREFIX + name]).reshape(-1)[0])
+        if PREFIX + "space" in arrays:  # maps stored before the field existed are of the latent space
+            code = int(np.asarray(arrays[PREFIX + "space"]).reshape(-1)[0])
+            if not 0 <= code < len(MAP_SPACES):
+                raise ValueError(f"stored map: space code {code} is not one of 0..{len(MAP_SPACES) - 1}")
+            fields["space"] = MAP_SPACES[code]
         m = cls(**fields)
         m._check()
         return m
@@ -358,6 +465,7 @@ def build_map(
     batch_size: int = 1024,
     reducer_factory: ReducerFactory | None = None,
     progress: MapProgress | None = None,
+    space: str = "scores",
 ) -> LatentMap:
     """Fit the 2-D map of ``model``'s latent space on its items and training users.
 
@@ -371,6 +479,9 @@ def build_map(
         Caps: a seeded random sample of users (with a non-empty history), the most popular items.
     extra_points : (n_e, d), optional
         Latent points to place on the finished map (tag centroids); see the module docstring.
+    space : {"scores", "latent"}
+        ``"scores"``: map the space the model's scores come from (:func:`map_space`: a flow model's
+        pre-flow codes); ``"latent"``: the latent points ``z`` themselves.
     n_neighbors, min_dist, n_epochs : UMAP parameters (n_neighbors is clipped to the number of points - 1).
     seed : int
         Seeds the samples and UMAP (the same inputs and seed give the same map).
@@ -407,6 +518,9 @@ def build_map(
         raise ValueError(f"min_dist must be >= 0, got {min_dist}")
     if n_epochs < 1:
         raise ValueError(f"n_epochs must be >= 1, got {n_epochs}")
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+    stored_space = map_space(model) if space == "scores" else "latent"
     factory = umap_reducer if reducer_factory is None else reducer_factory
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -417,14 +531,14 @@ def build_map(
 
     popularity = np.bincount(x.indices, minlength=x.shape[1])
     item_index = _sample_items(popularity, max_items, rng).astype(np.int64)
-    item_latent = item_points(model, items=item_index, batch_size=batch_size)
+    item_latent = to_map_space(model, item_points(model, items=item_index, batch_size=batch_size), stored_space)
     report(1)
 
     active = np.flatnonzero(np.diff(x.indptr) > 0)
     user_index = np.sort(rng.choice(active, size=max_users, replace=False)) if len(active) > max_users else active
     user_index = user_index.astype(np.int64)
     user_latent = (
-        _encode_batches(model, x[user_index], batch_size)
+        to_map_space(model, _encode_batches(model, x[user_index], batch_size), stored_space)
         if len(user_index)
         else np.zeros((0, item_latent.shape[1]), np.float32)
     )
@@ -456,9 +570,10 @@ def build_map(
         n_epochs=int(n_epochs),
         seed=int(seed),
         k=int(k),
+        space=stored_space,
     )
     if extra_points is not None:
-        m.extra_coords = m.place(np.asarray(extra_points, dtype=np.float32)).astype(np.float32)
+        m.extra_coords = m.place(to_map_space(model, extra_points, stored_space)).astype(np.float32)
     report(4)
     logger.info(
         "built latent map of %s: %d items, %d users in %.1f s", type(model).__name__, ni, len(user_index),
