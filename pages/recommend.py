@@ -118,7 +118,8 @@ with page_guard("recommend"):
     tags_key = f"rec_tags_{fp[:16]}"
     saved = current_person(fp) if person else None
     valid_tags = steerer.steerable_tags
-    if st.session_state.pop("rec_fresh", False) and picks_key not in st.session_state and not saved:
+    nothing_saved = not (saved and (saved["picks"] or saved["tags"]))  # for this data set
+    if st.session_state.pop("rec_fresh", False) and picks_key not in st.session_state and nothing_saved:
         st.session_state.rec_url_picks, st.session_state.rec_url_tags = demo_person(loaded, steerer)
     if picks_key not in st.session_state:
         first = saved["picks"] if saved and saved["picks"] else st.session_state.pop("rec_url_picks", [])
