@@ -14,6 +14,11 @@ The sigmoid losses take ``pos_weight``, a weight on the user's own items (the ne
 on implicit data with ~1 % positives they otherwise stay for many epochs at the popularity
 solution (every user gets the same scores).
 * :func:`kl_normal`: KL(N(mu, sigma^2) || N(0, I)) per user, averaged, for the VAE.
+* ``sampled_softmax`` (:func:`sampled_softmax_loss`): the multinomial loss with the partition
+  function estimated from the user's own items plus a shared set of sampled negatives, each
+  corrected by ``log(n_negatives * q_j)`` (log-Q), so a step costs O(interactions + batch x
+  negatives) rather than O(batch x items). It takes the last hidden layer and the output weights
+  instead of full logits; scores are softmax logits, as for ``multinomial``.
 
 ``get_loss(name, **kw)`` returns the callable; ``score_kind_for(name)`` says how scores turn into
 probabilities ("sigmoid" or "softmax"), which the postfilter needs.
@@ -21,6 +26,7 @@ probabilities ("sigmoid" or "softmax"), which the postfilter needs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 
@@ -81,13 +87,68 @@ def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (logvar.exp() + mu.pow(2) - 1.0 - logvar).sum(-1).mean()
 
 
+def sampled_softmax_loss(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    values: torch.Tensor,
+    negatives: torch.Tensor,
+    log_expected: torch.Tensor,
+    accidental: torch.Tensor,
+) -> torch.Tensor:
+    """Multinomial loss with a sampled partition function (log-Q corrected), mean over users.
+
+    For user u with items P_u (weights x_ui) and output logits o_uj = h_u . w_j + b_j::
+
+        loss_u = -sum_{i in P_u} x_ui o_ui + (sum_i x_ui) log Z_u
+        Z_u    = sum_{i in P_u} exp(o_ui) + sum_{n in N, n not in P_u} exp(o_un - log(|N| q_n))
+
+    N (``negatives``, drawn with replacement from q) is shared by the batch; ``log_expected`` is
+    log(|N| q_n), the expected number of draws of n, so the second sum is an unbiased estimate of
+    the sum over all of u's non-items. ``accidental`` (batch, |N>, bool) marks negatives that are
+    one of the row's own items; they are left out (they are already in the first sum). With N = every
+    item once and ``log_expected`` = 0 (uniform q: |N| q_n = 1), Z_u is the full softmax's partition function
+    and the loss equals :func:`multinomial_loss` exactly.
+
+    Parameters
+    ----------
+    hidden : (batch, h) the decoder's last hidden layer. weight : (n_items, h), bias : (n_items,)
+        the output layer. rows, cols, values : (nnz,) the batch's items (row in the batch, item,
+        weight). negatives : (n_neg,) item indices. log_expected : (n_neg,). accidental : (batch, n_neg).
+    """
+    pos = (hidden[rows] * weight[cols]).sum(-1) + bias[cols]
+    neg = hidden @ weight[negatives].T + bias[negatives] - log_expected
+    neg = neg.masked_fill(accidental, -math.inf)
+    n = hidden.shape[0]
+    with torch.no_grad():  # a per-row shift for a stable log-sum-exp; its value does not change the loss
+        shift = neg.max(dim=1).values
+        shift = shift.scatter_reduce(0, rows, pos, reduce="amax", include_self=True)
+        shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+    total = torch.exp(neg - shift[:, None]).sum(1)
+    total = total.index_add(0, rows, torch.exp(pos - shift[rows]))
+    log_z = shift + torch.log(total)
+    mass = torch.zeros(n, dtype=values.dtype, device=values.device).index_add(0, rows, values)
+    fit = torch.zeros(n, dtype=pos.dtype, device=pos.device).index_add(0, rows, values * pos)
+    return (mass * log_z - fit).mean()
+
+
 _LOSSES: dict[str, LossFn] = {
     "bce": bce_loss,
     "multinomial": multinomial_loss,
     "focal": focal_loss,
     "mse": mse_loss,
 }
-_SCORE_KIND = {"bce": "sigmoid", "multinomial": "softmax", "focal": "sigmoid", "mse": "sigmoid"}
+#: Losses that need more than (logits, target): the family computes them itself (no get_loss).
+SAMPLED_LOSSES = ("sampled_softmax",)
+_SCORE_KIND = {
+    "bce": "sigmoid",
+    "multinomial": "softmax",
+    "focal": "sigmoid",
+    "mse": "sigmoid",
+    "sampled_softmax": "softmax",
+}
 
 
 def check_loss(name: str, allowed: tuple[str, ...] = ("bce", "multinomial", "focal")) -> str:
@@ -124,8 +185,8 @@ def get_loss(name: str, **params: float) -> LossFn:
 
 
 def score_kind_for(name: str) -> str:
-    """ "softmax" for the multinomial loss, "sigmoid" for the others."""
-    check_loss(name, tuple(_LOSSES))
+    """ "softmax" for the multinomial losses (full or sampled), "sigmoid" for the others."""
+    check_loss(name, tuple(_SCORE_KIND))
     return _SCORE_KIND[name]
 
 

@@ -19,18 +19,34 @@ ends it).
 
 ``encode`` returns the posterior mean mu (the latent space steering moves through); ``decode``
 returns item logits.
+
+**Large catalogues.** ``loss="sampled_softmax"`` trains the same network with the multinomial
+likelihood's partition function estimated from the user's own items plus ``n_negatives`` items per
+batch drawn from the training popularity q (``q_j`` proportional to ``count_j ** sample_power``),
+log-Q corrected (:func:`~recsys.models.losses.sampled_softmax_loss`); the output layer is then
+evaluated for batch x (n_negatives) + interactions logits, not batch x items. ``sparse_input``
+(default: on with the sampled loss or from 20k items) feeds the encoder's first layer the batch's
+non-zeros only (``torch.sparse.mm``; normalisation and dropout act on the stored values, which is
+what they do to a dense row), in training and in ``encode``/``score``. Both leave the network, its
+weights' names and the registry files unchanged: a sampled model loads, encodes and decodes like
+any other. Scores are softmax logits either way.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 
 from .base import register
-from .losses import kl_normal
-from .torch_utils import TorchLatentRecommender, tanh_stack, train_epochs
+from .losses import kl_normal, sampled_softmax_loss
+from .torch_utils import SparseBatch, TorchLatentRecommender, csr_to_sparse_batch, tanh_stack, train_epochs
+
+#: From this many items the encoder reads sparse batches by default (``sparse_input=None``).
+SPARSE_INPUT_FROM_ITEMS = 20_000
 
 
 class VAENet(nn.Module):
@@ -47,10 +63,20 @@ class VAENet(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.normal_(m.bias, std=0.001)
 
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu, logvar) of q(z | x), each (batch, latent_dim)."""
-        h = self.encoder(self.input_dropout(nn.functional.normalize(x, dim=-1)))
+    def posterior(self, x: torch.Tensor | SparseBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of q(z | x), each (batch, latent_dim); ``x`` dense or a :class:`SparseBatch`."""
+        if isinstance(x, SparseBatch):
+            h = self.encoder[1:](self._sparse_first_layer(x))
+        else:
+            h = self.encoder(self.input_dropout(nn.functional.normalize(x, dim=-1)))
         return h[:, : self.latent_dim], h[:, self.latent_dim :]
+
+    def _sparse_first_layer(self, x: SparseBatch) -> torch.Tensor:
+        """The first encoder layer on the non-zeros: L2 row norm and dropout on the values, sparse mm."""
+        sq = torch.zeros(x.shape[0], dtype=x.values.dtype, device=x.values.device).index_add(0, x.rows, x.values**2)
+        values = self.input_dropout(x.values / sq.sqrt().clamp_min(1e-12)[x.rows])
+        first = self.encoder[0]
+        return torch.sparse.mm(x.with_values(values), first.weight.T) + first.bias
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior mean mu (batch, latent_dim): the latent point of a history."""
@@ -59,10 +85,15 @@ class VAENet(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(logits, mu, logvar); z is sampled in training mode, z = mu in eval mode."""
+    def sample_z(self, x: torch.Tensor | SparseBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(z, mu, logvar); z is sampled in training mode, z = mu in eval mode."""
         mu, logvar = self.posterior(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return z, mu, logvar
+
+    def forward(self, x: torch.Tensor | SparseBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits, mu, logvar); z is sampled in training mode, z = mu in eval mode."""
+        z, mu, logvar = self.sample_z(x)
         return self.decoder(z), mu, logvar
 
 
@@ -80,8 +111,18 @@ class MultVAE(TorchLatentRecommender):
         Hidden layers per side (1 in the paper).
     dropout : float
         Input dropout during training (0.5).
-    loss : {"multinomial", "bce", "focal"}
-        Likelihood; sets ``score_kind`` ("softmax" for multinomial, else "sigmoid").
+    loss : {"multinomial", "bce", "focal", "sampled_softmax"}
+        Likelihood; sets ``score_kind`` ("softmax" for the multinomial ones, else "sigmoid").
+        "sampled_softmax" is the multinomial likelihood with ``n_negatives`` popularity-sampled,
+        log-Q corrected negatives per batch (for catalogues too large for a full softmax).
+    n_negatives : int
+        Negatives per batch of the sampled softmax (shared by the batch's users). With at least as
+        many as there are items, every item is used once and the loss is the full softmax.
+    sample_power : float
+        q_j proportional to (training count of j) ** sample_power (1 = popularity, 0 = uniform).
+    sparse_input : bool or None
+        Feed the encoder the non-zeros only (``torch.sparse.mm``); None = on for the sampled
+        softmax or from 20k items.
     focal_gamma : float
         gamma of the focal loss.
     pos_weight : float
@@ -107,7 +148,7 @@ class MultVAE(TorchLatentRecommender):
     Collaborative Filtering." WWW 2018.
     """
 
-    allowed_losses = ("multinomial", "bce", "focal")
+    allowed_losses = ("multinomial", "bce", "focal", "sampled_softmax")
     latent_dim = None  # a parameter here (shadows the base-class property)
 
     def __init__(
@@ -118,6 +159,9 @@ class MultVAE(TorchLatentRecommender):
         hidden_layers: int = 1,
         dropout: float = 0.5,
         loss: str = "multinomial",
+        n_negatives: int = 2000,
+        sample_power: float = 1.0,
+        sparse_input: bool | None = None,
         focal_gamma: float = 2.0,
         pos_weight: float = 50.0,
         beta_max: float = 0.2,
@@ -136,6 +180,9 @@ class MultVAE(TorchLatentRecommender):
         self.hidden_layers = hidden_layers
         self.dropout = dropout
         self.loss = loss
+        self.n_negatives = n_negatives
+        self.sample_power = sample_power
+        self.sparse_input = sparse_input
         self.focal_gamma = focal_gamma
         self.pos_weight = pos_weight
         self.beta_max = beta_max
@@ -159,13 +206,102 @@ class MultVAE(TorchLatentRecommender):
             raise ValueError(f"hidden_layers must be >= 0, got {self.hidden_layers}")
         if self.total_anneal_steps is not None and int(self.total_anneal_steps) < 1:
             raise ValueError(f"total_anneal_steps must be >= 1 or None, got {self.total_anneal_steps}")
+        if int(self.n_negatives) < 1:
+            raise ValueError(f"n_negatives must be >= 1, got {self.n_negatives}")
+        if not self.sample_power >= 0:
+            raise ValueError(f"sample_power must be >= 0, got {self.sample_power}")
+
+    def _use_sparse_input(self) -> bool:
+        if self.sparse_input is not None:
+            return bool(self.sparse_input)
+        return self.loss == "sampled_softmax" or int(self.n_items_) >= SPARSE_INPUT_FROM_ITEMS
+
+    def _loss_fn(self):
+        if self.loss == "sampled_softmax":
+            return None  # computed in _train from the last hidden layer (sampled_softmax_loss)
+        return super()._loss_fn()
+
+    # ---- inference: sparse batches for wide catalogues ----------------------------------------
+    def _encode(self, x: sp.csr_matrix) -> np.ndarray:
+        if not self._use_sparse_input():
+            return super()._encode(x)
+        return self._predict_sparse(self.module_.encode, x)
+
+    def _score(self, x: sp.csr_matrix) -> np.ndarray:
+        if not self._use_sparse_input():
+            return super()._score(x)
+        return self._predict_sparse(lambda b: self.module_.decode(self.module_.encode(b)), x)
+
+    def _predict_sparse(self, fn, x: sp.csr_matrix) -> np.ndarray:
+        """``fn`` over :class:`SparseBatch` row batches of the binarised ``x``, eval mode, no grad."""
+        from .torch_utils import rows_per_batch
+
+        x = self._binary(x)
+        rows = rows_per_batch(self.n_items_, self.inference_batch_size)
+        net = self.module_
+        was_training = net.training
+        net.eval()
+        outs = []
+        try:
+            with torch.no_grad():
+                for lo in range(0, x.shape[0], rows):
+                    out = fn(csr_to_sparse_batch(x[lo : lo + rows], self.device_))
+                    outs.append(out.detach().to("cpu", torch.float32).numpy())
+        finally:
+            if was_training:
+                net.train()
+        if not outs:
+            raise ValueError("no rows to predict: got an empty batch of histories")
+        return np.concatenate(outs, axis=0)
 
     def _build_module(self) -> VAENet:
         hidden = (int(self.hidden_dim),) * int(self.hidden_layers)
         return VAENet(self.n_items_, int(self.latent_dim), hidden, float(self.dropout))
 
+    def _negative_sampler(self, x: sp.csr_matrix):
+        """``draw(batch) -> (negatives, log_expected, accidental)`` for the sampled softmax.
+
+        q_j ~ count_j ** sample_power over the training rows (+1 so every item can be drawn); with
+        ``n_negatives >= n_items`` every item is taken once and the correction is 0 (full softmax).
+        """
+        from .torch_utils import distributed_world
+
+        n_items = x.shape[1]
+        k = int(self.n_negatives)
+        rng = np.random.default_rng([int(self.seed), 1 + distributed_world()[0]])
+        if k >= n_items:
+            all_items = torch.arange(n_items, device=self.device_)
+            zeros = torch.zeros(n_items, device=self.device_)
+        else:
+            counts = np.asarray(x.getnnz(axis=0), dtype=np.float64) + 1.0
+            q = counts ** float(self.sample_power)
+            q /= q.sum()
+            cdf = np.cumsum(q)
+            log_expected_all = np.log(k * q).astype(np.float32)
+
+        def draw(batch: SparseBatch):
+            if k >= n_items:
+                neg_np, negs, log_exp = np.arange(n_items), all_items, zeros
+            else:
+                neg_np = np.minimum(np.searchsorted(cdf, rng.random(k) * cdf[-1]), n_items - 1)
+                negs = torch.from_numpy(neg_np).to(self.device_)
+                log_exp = torch.from_numpy(log_expected_all[neg_np]).to(self.device_)
+            # accidental hits: (row, negative) pairs that are one of the row's own items
+            csr = batch.csr
+            keys = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr)) * n_items + csr.indices
+            query = (np.arange(csr.shape[0], dtype=np.int64)[:, None] * n_items + neg_np[None, :]).ravel()
+            pos = np.minimum(np.searchsorted(keys, query), max(len(keys) - 1, 0))
+            hit = (keys[pos] == query) if len(keys) else np.zeros(len(query), bool)
+            accidental = torch.from_numpy(hit.reshape(csr.shape[0], len(neg_np))).to(self.device_)
+            return negs, log_exp, accidental
+
+        return draw
+
     def _train(self, x, validation, progress) -> None:
         recon = self._loss_fn()
+        sparse = self._use_sparse_input()
+        sampled = self.loss == "sampled_softmax"
+        draw = self._negative_sampler(x) if sampled else None
         net = self.module_
         opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         anneal = self.total_anneal_steps
@@ -173,14 +309,27 @@ class MultVAE(TorchLatentRecommender):
             anneal = int(self.epochs) * math.ceil(x.shape[0] / int(self.batch_size))
         state = {"step": 0, "beta": 0.0, "kl_sum": 0.0, "rows": 0}
 
-        def step(batch: torch.Tensor) -> torch.Tensor:
+        def reconstruction(batch: torch.Tensor | SparseBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            if not sampled:
+                logits, mu, logvar = net(batch)
+                return recon(logits, batch.dense() if sparse else batch), mu, logvar
+            z, mu, logvar = net.sample_z(batch)
+            hidden = net.decoder[:-1](z)
+            out = net.decoder[-1]
+            negs, log_exp, accidental = draw(batch)
+            loss = sampled_softmax_loss(
+                hidden, out.weight, out.bias, batch.rows, batch.cols, batch.values, negs, log_exp, accidental
+            )
+            return loss, mu, logvar
+
+        def step(batch: torch.Tensor | SparseBatch) -> torch.Tensor:
             beta = min(self.beta_max, self.beta_max * state["step"] / anneal)
-            logits, mu, logvar = net(batch)
+            rec, mu, logvar = reconstruction(batch)
             kl = kl_normal(mu, logvar)
             state.update(step=state["step"] + 1, beta=beta)
             state["kl_sum"] += float(kl.detach()) * batch.shape[0]
             state["rows"] += batch.shape[0]
-            return recon(logits, batch) + beta * kl
+            return rec + beta * kl
 
         def epoch_stats() -> dict[str, float]:
             out = {"beta": state["beta"], "kl": state["kl_sum"] / max(state["rows"], 1)}
@@ -202,4 +351,5 @@ class MultVAE(TorchLatentRecommender):
             progress=progress,
             show_progress=self.show_progress,
             extra_metrics=epoch_stats,
+            make_batch=(lambda m, rows: csr_to_sparse_batch(m, self.device_, rows)) if sparse else None,
         )

@@ -19,6 +19,19 @@ Import this module only from torch-based families: it imports torch at module le
 ``csr_to_torch_batch(x, device, rows=None) -> Tensor``
     Dense float32 tensor of ``x[rows]`` (or all of ``x``); ``x`` is a CSR matrix or a dense numpy
     array. Only the batch is densified, never the whole matrix.
+``SparseBatch`` / ``csr_to_sparse_batch(x, device, rows=None) -> SparseBatch``
+    The rows of a CSR matrix as a torch sparse COO tensor plus its (row, item, value) triplets and
+    the scipy rows: for first layers that read only the non-zeros (``torch.sparse.mm``), so memory
+    and time scale with interactions, not batch x items.
+``rows_per_batch(n_columns, cap=1000) -> int``
+    Rows of an inference batch so that one dense batch of scores stays near 16M floats (64 MB):
+    1000 rows up to 16k items, 40 rows at 400k.
+``distributed_world() -> (rank, world_size)``
+    (0, 1) unless ``torch.distributed`` is initialised (``--ddp``): then ``train_epochs`` trains
+    on this rank's shard of users (rows ``rank::world``) with ``batch_size // world`` rows per
+    step and averages gradients over the ranks (``all_reduce``) before every optimizer step, so N
+    processes take the same steps as one process with the full batch; validation runs on rank 0 and
+    its value is broadcast, so every rank stops at the same epoch with the same weights.
 ``predict_in_batches(fn, x, device, batch_size=1000) -> ndarray``
     Runs ``fn(batch_tensor) -> tensor`` in eval mode under ``torch.no_grad`` over row batches of ``x``
     and stacks the results as a float32 numpy array (the hot path of ``_encode``/``_score``).
@@ -136,6 +149,81 @@ def csr_to_torch_batch(
     return t.to(device) if device is not None else t
 
 
+class SparseBatch:
+    """Rows of a CSR matrix for a sparse first layer.
+
+    Attributes: ``tensor`` (torch sparse COO, (batch, n_items), coalesced), ``rows``/``cols``
+    (int64 tensors, the non-zeros' batch row and item), ``values`` (float32 tensor), ``csr`` (the
+    scipy rows). ``shape[0]`` is the batch size, so training loops can count rows as for a tensor.
+    """
+
+    def __init__(self, csr: sp.csr_matrix, device: torch.device | str | None):
+        csr = sp.csr_matrix(csr, dtype=np.float32)
+        csr.sort_indices()
+        self.csr = csr
+        rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
+        self.rows = torch.from_numpy(rows)
+        self.cols = torch.from_numpy(csr.indices.astype(np.int64))
+        self.values = torch.from_numpy(np.ascontiguousarray(csr.data, dtype=np.float32))
+        if device is not None:
+            self.rows, self.cols, self.values = (t.to(device) for t in (self.rows, self.cols, self.values))
+        self.tensor = torch.sparse_coo_tensor(
+            torch.stack([self.rows, self.cols]), self.values, csr.shape, is_coalesced=True, check_invariants=False
+        )
+        self.shape = csr.shape
+
+    def with_values(self, values: torch.Tensor) -> torch.Tensor:
+        """The same sparsity pattern with other values (normalised, dropped out)."""
+        return torch.sparse_coo_tensor(
+            self.tensor.indices(), values, self.shape, is_coalesced=True, check_invariants=False
+        )
+
+    def dense(self) -> torch.Tensor:
+        return self.tensor.to_dense()
+
+
+def csr_to_sparse_batch(
+    x: sp.csr_matrix, device: torch.device | str | None, rows: np.ndarray | None = None
+) -> SparseBatch:
+    """``x[rows]`` (or all of ``x``) as a :class:`SparseBatch`."""
+    return SparseBatch(x if rows is None else x[rows], device)
+
+
+def rows_per_batch(n_columns: int, cap: int = 1000) -> int:
+    """Rows per inference batch: ``cap``, fewer for wide outputs (about 16M floats per batch)."""
+    return int(max(8, min(cap, (1 << 24) // max(int(n_columns), 1))))
+
+
+def distributed_world() -> tuple[int, int]:
+    """(rank, world size) of an initialised ``torch.distributed`` group, else (0, 1)."""
+    if torch is None or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return 0, 1
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
+def _average_gradients(module: torch.nn.Module, world: int) -> None:
+    """All-reduce the gradients of ``module`` over the process group, divided by ``world``."""
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def _broadcast_float(value: float | None, device: torch.device | str | None) -> float:
+    """Rank 0's ``value`` on every rank."""
+    backend = torch.distributed.get_backend()
+    dev = device if backend == "nccl" else "cpu"
+    t = torch.tensor([0.0 if value is None else value], dtype=torch.float64, device=dev)
+    torch.distributed.broadcast(t, src=0)
+    return float(t.item())
+
+
 def predict_in_batches(
     fn: Callable[[torch.Tensor], torch.Tensor],
     x: sp.csr_matrix | np.ndarray,
@@ -203,6 +291,7 @@ def train_epochs(
     grad_clip: float | None = None,
     validate: Callable[[], float] | None = None,
     epoch_fn: Callable[[np.random.Generator, int], float] | None = None,
+    make_batch: Callable[[Any, np.ndarray], Any] | None = None,
 ) -> list[dict]:
     """Mini-batch training with validation NDCG@100, early stopping and a per-epoch log.
 
@@ -222,6 +311,14 @@ def train_epochs(
     train in phases (RecVAE: encoder passes, then a decoder pass, each with its own optimizer); it
     draws its own permutations from ``rng`` (the run's generator, so a seed still repeats) and may
     call :func:`run_epoch`. ``step`` and ``optimizer`` are then unused (pass None).
+    ``make_batch(train_x, rows)`` (optional) builds what ``step`` gets instead of the dense tensor of
+    those rows (e.g. :func:`csr_to_sparse_batch`); the result needs ``shape[0]``.
+
+    Under ``torch.distributed`` (see :func:`distributed_world`) each rank trains on rows
+    ``rank::world`` of ``train_x`` with ``batch_size // world`` rows per step (every rank runs the
+    same number of steps: the first ``n // world`` rows of each epoch's shuffle of its shard), and
+    gradients are averaged before each step; the parameters start from rank 0's. ``epoch_fn``
+    families are refused there.
 
     Returns (and stores as ``model.training_log_``) one dict per epoch with ``epoch`` (from 1),
     ``train_loss`` (mean per row), ``val_ndcg@100`` (None without validation), ``seconds`` (time
@@ -240,7 +337,20 @@ def train_epochs(
         validation = None  # no validation users: nothing to select on
     has_validation = validation is not None or validate is not None
     rng = np.random.default_rng(seed)
+    rank, world = distributed_world()
     n = train_x.shape[0]
+    if world > 1:
+        if epoch_fn is not None:
+            raise ValueError("distributed training (--ddp) supports the one-pass epoch loop only, not epoch_fn")
+        if n < world or batch_size < world:
+            raise ValueError(f"--ddp {world}: needs at least {world} training users and batch_size >= {world}")
+        for t in module.state_dict().values():
+            torch.distributed.broadcast(t, src=0)
+        train_x = train_x[rank::world]
+        n_local = n // world
+        batch_size = batch_size // world
+    else:
+        n_local = n
     log: list[dict] = []
     model.training_log_ = log
     best_score, best_epoch, best_state, stale = -math.inf, None, None, 0
@@ -254,16 +364,30 @@ def train_epochs(
                 train_loss = float(epoch_fn(rng, epoch))
             else:
                 train_loss = run_epoch(
-                    module, train_x, step, optimizer, rng.permutation(n), batch_size, device, grad_clip, epoch
+                    module,
+                    train_x,
+                    step,
+                    optimizer,
+                    rng.permutation(train_x.shape[0])[:n_local],
+                    batch_size,
+                    device,
+                    grad_clip,
+                    epoch,
+                    make_batch=make_batch,
+                    world=world,
                 )
             row = {"epoch": epoch, "train_loss": train_loss, VAL_KEY: None}
-            if validate is not None:
+            if rank > 0:
+                pass  # rank 0 validates; its value arrives below
+            elif validate is not None:
                 module.eval()
                 with torch.no_grad():
                     row[VAL_KEY] = float(validate())
                 module.train()
             elif validation is not None:
                 row[VAL_KEY] = _validation_ndcg(model, module, validation)
+            if world > 1 and has_validation:
+                row[VAL_KEY] = _broadcast_float(row[VAL_KEY], device)
             if extra_metrics is not None:
                 module.eval()
                 with torch.no_grad():
@@ -307,12 +431,19 @@ def run_epoch(
     device: torch.device | str | None,
     grad_clip: float | None,
     epoch: int,
+    *,
+    make_batch: Callable[[Any, np.ndarray], Any] | None = None,
+    world: int = 1,
 ) -> float:
-    """One pass over ``train_x`` in the row ``order``: mini-batches of ``step``'s loss; mean loss per row."""
+    """One pass over ``train_x`` in the row ``order``: mini-batches of ``step``'s loss; mean loss per row.
+
+    ``make_batch(train_x, rows)`` replaces the dense batch; with ``world > 1`` gradients are
+    averaged over the process group before each optimizer step.
+    """
     total, seen = 0.0, 0
     for lo in range(0, len(order), batch_size):
         rows = np.sort(order[lo : lo + batch_size])  # sorted rows: faster CSR slicing, same batch
-        batch = csr_to_torch_batch(train_x, device, rows)
+        batch = csr_to_torch_batch(train_x, device, rows) if make_batch is None else make_batch(train_x, rows)
         optimizer.zero_grad(set_to_none=True)
         loss = step(batch)
         value = float(loss.detach())
@@ -322,6 +453,8 @@ def run_epoch(
                 "lower lr (or raise weight_decay) and refit"
             )
         loss.backward()
+        if world > 1:
+            _average_gradients(module, world)
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
         optimizer.step()
@@ -435,7 +568,8 @@ class TorchLatentRecommender(LatentRecommender):
         return x
 
     def _predict(self, fn: Callable[[torch.Tensor], torch.Tensor], x: sp.csr_matrix | np.ndarray) -> np.ndarray:
-        return predict_in_batches(fn, x, self.device_, batch_size=self.inference_batch_size, module=self.module_)
+        rows = rows_per_batch(max(x.shape[1], int(self.n_items_)), self.inference_batch_size)
+        return predict_in_batches(fn, x, self.device_, batch_size=rows, module=self.module_)
 
     def _encode(self, x: sp.csr_matrix) -> np.ndarray:
         return self._predict(self.module_.encode, self._binary(x))

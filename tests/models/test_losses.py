@@ -105,3 +105,68 @@ def test_losses_fall_when_logits_move_toward_the_target(fn) -> None:
     fn(logits, target).backward()
     better = (logits - 0.5 * logits.grad).detach()
     assert fn(better, target).item() < fn(torch.zeros_like(target), target).item()
+
+
+def _sampled_case(seed: int = 0):
+    import scipy.sparse as sp
+
+    gen = torch.Generator().manual_seed(seed)
+    b, h, n = 6, 5, 40
+    hidden = torch.randn(b, h, generator=gen, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(n, h, generator=gen, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(n, generator=gen, dtype=torch.float64, requires_grad=True)
+    x = sp.random(b, n, density=0.15, format="csr", random_state=seed, dtype=np.float64)
+    x.data[:] = np.arange(1, x.nnz + 1) % 3 + 1.0  # play-count-like weights, not only ones
+    x.sort_indices()
+    rows = torch.from_numpy(np.repeat(np.arange(b), np.diff(x.indptr)))
+    cols = torch.from_numpy(x.indices.astype(np.int64))
+    return hidden, weight, bias, x, rows, cols, torch.from_numpy(x.data)
+
+
+def test_sampled_softmax_with_every_item_sampled_is_the_full_softmax() -> None:
+    from recsys.models.losses import sampled_softmax_loss
+
+    hidden, weight, bias, x, rows, cols, values = _sampled_case()
+    n = weight.shape[0]
+    accidental = torch.from_numpy(x.toarray() > 0)
+    sampled = sampled_softmax_loss(
+        hidden, weight, bias, rows, cols, values, torch.arange(n), torch.zeros(n, dtype=torch.float64), accidental
+    )
+    full = multinomial_loss(hidden @ weight.T + bias, torch.from_numpy(x.toarray()))
+    torch.testing.assert_close(sampled, full)
+    g_sampled = torch.autograd.grad(sampled, (hidden, weight, bias))
+    g_full = torch.autograd.grad(full, (hidden, weight, bias))
+    for a, b in zip(g_sampled, g_full, strict=True):
+        torch.testing.assert_close(a, b)
+    # a negative that is one of the row's own items must be masked, not counted twice
+    unmasked = sampled_softmax_loss(
+        hidden,
+        weight,
+        bias,
+        rows,
+        cols,
+        values,
+        torch.arange(n),
+        torch.zeros(n, dtype=torch.float64),
+        torch.zeros_like(accidental),
+    )
+    assert float(unmasked.detach()) > float(full.detach()) + 1e-6
+
+
+def test_sampled_softmax_gradients_finite_and_shaped_with_log_q() -> None:
+    from recsys.models.losses import sampled_softmax_loss
+
+    hidden, weight, bias, x, rows, cols, values = _sampled_case(1)
+    n, k = weight.shape[0], 15
+    q = torch.linspace(1, 3, n, dtype=torch.float64)
+    q /= q.sum()
+    negs = torch.multinomial(q, k, replacement=True, generator=torch.Generator().manual_seed(0))
+    accidental = torch.from_numpy(x.toarray()[:, negs.numpy()] > 0)
+    loss = sampled_softmax_loss(hidden, weight, bias, rows, cols, values, negs, torch.log(k * q[negs]), accidental)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert hidden.grad.shape == hidden.shape and weight.grad.shape == weight.shape and bias.grad.shape == bias.shape
+    assert all(torch.isfinite(t.grad).all() for t in (hidden, weight, bias))
+    touched = set(cols.tolist()) | set(negs.tolist())
+    untouched = [j for j in range(n) if j not in touched]
+    assert untouched and weight.grad[untouched].abs().sum() == 0  # cost and gradient: sampled items only
