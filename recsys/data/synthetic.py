@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from .dataset import Dataset, build_dataset
 
@@ -278,3 +279,222 @@ def generate_synthetic(config: SyntheticConfig | None = None, **overrides) -> Da
         item_noun="song",
         description=f"synthetic music catalogue {asdict(cfg)}",
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# catalogue-scale generator (100k-400k songs, up to millions of listeners): streaming, sparse
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScaleConfig:
+    """Parameters of :func:`generate_synthetic_at_scale` (the default data keeps :class:`SyntheticConfig`).
+
+    ``n_artists=None`` gives one artist per 20 songs. Users are generated ``chunk_users`` at a
+    time straight into CSR pieces, so memory grows with the interactions (about 16 bytes each plus
+    the id arrays), never with users x songs.
+    """
+
+    n_items: int = 100_000
+    n_users: int = 200_000
+    n_tags: int = 32
+    n_artists: int | None = None
+    mean_history: float = 40.0
+    min_history: int = 8
+    max_history: int = 2000
+    popularity_exponent: float = 0.9
+    p_secondary_tag: float = 0.3
+    favourite_tag_counts: tuple[float, float, float] = (0.4, 0.4, 0.2)
+    p_in_taste: float = 0.85
+    p_same_artist: float = 0.35
+    start_time: int = 1_600_000_000
+    chunk_users: int = 50_000
+    seed: int = 0
+
+
+def _scale_names(rng: np.random.Generator, n: int, kind: str) -> list[str]:
+    """``n`` distinct artist names or song titles from the word lists, vectorised (numbers break ties)."""
+    adj, noun, first, last, words = (np.asarray(w) for w in (_ADJ, _NOUN, _FIRST, _LAST, _TITLE_WORDS))
+
+    def pick(a: np.ndarray) -> np.ndarray:
+        return a[rng.integers(0, len(a), n)]
+
+    style = rng.integers(0, 4, n)
+    if kind == "artist":
+        forms = (
+            np.char.add(np.char.add("The ", pick(adj)), np.char.add(" ", pick(noun))),
+            np.char.add(np.char.add(pick(first), " "), pick(last)),
+            np.char.add(np.char.add(pick(noun), " "), pick(noun)),
+            np.char.add(np.char.add(pick(first), " & the "), pick(noun)),
+        )
+    else:
+        forms = (
+            np.char.add(np.char.add(pick(adj), " "), pick(words)),
+            np.char.add(np.char.add(pick(words), " of the "), pick(noun)),
+            np.char.add(np.char.add(pick(noun), " "), pick(words)),
+            np.char.add(np.char.add(pick(words), " in the "), pick(words)),
+        )
+    names = np.choose(style, [f.astype(object) for f in forms]).astype(str)
+    if kind != "artist":
+        return names.tolist()
+    out, seen = [], {}
+    for name in names.tolist():  # artists must be distinct: "Neon Tide", "Neon Tide 2", ...
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        out.append(name if k == 0 else f"{name} {k + 1}")
+    return out
+
+
+def generate_synthetic_at_scale(config: ScaleConfig | None = None, *, name: str | None = None, **overrides) -> Dataset:
+    """A music catalogue of the size of real services, generated in bounded memory.
+
+    The same planted structure as :func:`generate_synthetic` (genre tags, power-law popularity,
+    listeners with 1-3 favourite genres, same-artist runs, increasing timestamps, geometric play
+    counts, age group and region per listener), drawn vectorised per chunk of ``chunk_users``
+    listeners: a listen is from a favourite genre with probability ``p_in_taste`` (song by
+    popularity within the genre) or from the whole catalogue, and with ``p_same_artist`` it is
+    replaced by a song of the previous draw's artist; repeats within a listener are dropped, so
+    histories are slightly shorter than their drawn length. Each chunk becomes a CSR piece
+    (sorted columns, timestamps aligned), and the pieces are stacked: never a dense users x songs
+    array. 100k songs x 200k listeners (~7.5M listens) take about a minute and ~1 GB.
+
+    This is not the demo's data (``generate_synthetic`` keeps its exact output); use it for
+    scale benchmarks. ``name`` defaults to ``synthetic-<songs>x<listeners>`` (e.g.
+    ``synthetic-100kx200k``).
+    """
+    cfg = config or ScaleConfig()
+    if overrides:
+        cfg = ScaleConfig(**{**asdict(cfg), **overrides})
+    if not 2 <= cfg.n_tags <= len(GENRES):
+        raise ValueError(f"n_tags must be in [2, {len(GENRES)}], got {cfg.n_tags}")
+    n_items, n_users, n_tags = int(cfg.n_items), int(cfg.n_users), int(cfg.n_tags)
+    n_artists = int(cfg.n_artists) if cfg.n_artists is not None else max(n_tags, n_items // 20)
+    if not n_tags <= n_artists <= n_items or n_users < 1:
+        raise ValueError(f"need n_tags <= n_artists <= n_items and n_users >= 1, got {n_tags}, {n_artists}, {n_items}")
+    rng = np.random.default_rng([int(cfg.seed), 16])
+    tags = list(GENRES[:n_tags])
+
+    primary = np.concatenate([np.arange(n_tags), rng.integers(0, n_tags, n_artists - n_tags)])
+    rng.shuffle(primary)
+    secondary = np.where(
+        rng.random(n_artists) < cfg.p_secondary_tag, (primary + rng.integers(1, n_tags, n_artists)) % n_tags, -1
+    )
+    weight = rng.pareto(1.5, n_artists) + 1.0
+    song_artist = np.concatenate(
+        [np.arange(n_artists), rng.choice(n_artists, n_items - n_artists, p=weight / weight.sum())]
+    )
+    rng.shuffle(song_artist)
+    popularity = 1.0 / np.arange(1, n_items + 1) ** cfg.popularity_exponent
+    rng.shuffle(popularity)
+    popularity /= popularity.sum()
+
+    # genre -> songs, as one array with per-genre cdfs offset by the genre index: one searchsorted
+    song_primary, song_secondary = primary[song_artist], secondary[song_artist]
+    pair_song = np.concatenate([np.arange(n_items), np.flatnonzero(song_secondary >= 0)])
+    pair_tag = np.concatenate([song_primary, song_secondary[song_secondary >= 0]])
+    order = np.lexsort((pair_song, pair_tag))
+    tag_song, tag_of = pair_song[order], pair_tag[order]
+    w = popularity[tag_song]
+    tag_total = np.bincount(tag_of, weights=w, minlength=n_tags)
+    within = np.cumsum(w) - np.concatenate([[0.0], np.cumsum(tag_total)[:-1]])[tag_of]
+    tag_cdf = tag_of + within / tag_total[tag_of]
+    global_cdf = np.cumsum(popularity)
+    artist_order = np.argsort(song_artist, kind="stable")
+    artist_start = np.concatenate([[0], np.cumsum(np.bincount(song_artist, minlength=n_artists))])
+
+    titles = _scale_names(rng, n_items, "title")
+    artist_names = _scale_names(rng, n_artists, "artist")
+    width = len(str(n_items - 1))
+    items = pd.DataFrame(
+        {
+            "item_id": [f"s{i:0{width}d}" for i in range(n_items)],
+            "title": titles,
+            "artist": [artist_names[a] for a in song_artist],
+            "tags": [
+                (tags[p],) if s < 0 else (tags[p], tags[s])
+                for p, s in zip(song_primary.tolist(), song_secondary.tolist())
+            ],
+        }
+    )
+    age_pref = rng.dirichlet(np.ones(len(AGE_GROUPS)) * 0.7, n_tags)
+    region_pref = rng.dirichlet(np.ones(len(REGIONS)) * 0.7, n_tags)
+    p_fav = np.asarray(cfg.favourite_tag_counts) / sum(cfg.favourite_tag_counts)
+
+    indptr = [np.zeros(1, np.int64)]
+    pieces_idx, pieces_data, pieces_ts = [], [], []
+    ages, regions, favourites = [], [], []
+    for lo in range(0, n_users, int(cfg.chunk_users)):
+        c = min(int(cfg.chunk_users), n_users - lo)
+        n_fav = rng.choice(3, c, p=p_fav) + 1
+        fav = np.argsort(rng.random((c, n_tags)), axis=1)[:, :3]
+        mix = rng.gamma(2.0, size=(c, 3)) * (np.arange(3)[None, :] < n_fav[:, None])
+        mix_cdf = np.cumsum(mix / mix.sum(1, keepdims=True), axis=1)
+        ages.append(np.asarray(AGE_GROUPS)[_choose_rows(rng, age_pref[fav[:, 0]])])
+        regions.append(np.asarray(REGIONS)[_choose_rows(rng, region_pref[fav[:, 0]])])
+        favourites.extend("|".join(tags[t] for t in f[:k]) for f, k in zip(fav.tolist(), n_fav.tolist()))
+        lengths = rng.lognormal(np.log(cfg.mean_history) - 0.32, 0.8, c).astype(np.int64)
+        lengths = np.clip(lengths, cfg.min_history, min(cfg.max_history, n_items // 4))
+        owner = np.repeat(np.arange(c), lengths)
+        m = len(owner)
+        slot = np.minimum((rng.random(m)[:, None] > mix_cdf[owner]).sum(1), 2)
+        genre = fav[owner, slot]
+        song = np.minimum(np.searchsorted(tag_cdf, genre + rng.random(m)), len(tag_song) - 1)
+        song = tag_song[song]
+        anywhere = rng.random(m) >= cfg.p_in_taste
+        song[anywhere] = np.minimum(np.searchsorted(global_cdf, rng.random(anywhere.sum())), n_items - 1)
+        first_of_user = np.concatenate([[True], owner[1:] != owner[:-1]])
+        same = (rng.random(m) < cfg.p_same_artist) & ~first_of_user
+        prev_artist = song_artist[np.roll(song, 1)[same]]
+        pick = artist_start[prev_artist] + (rng.random(same.sum()) * np.diff(artist_start)[prev_artist]).astype(
+            np.int64
+        )
+        song[same] = artist_order[pick]
+        # drop repeats within a listener (the first listen stays), then time and count the rest
+        key = owner * n_items + song
+        _, first = np.unique(key, return_index=True)
+        keep = np.sort(first)
+        owner, song = owner[keep], song[keep]
+        gaps = rng.exponential(3600 * 6, len(keep)).astype(np.int64) + 60
+        start = cfg.start_time + rng.integers(0, 200 * 86400, c)
+        run = np.cumsum(gaps)
+        counts = np.bincount(owner, minlength=c)
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        before = np.concatenate([[0], run])[offsets]
+        stamps = start[owner] + run - before[owner]
+        plays = rng.geometric(0.3, len(keep)).astype(np.float32)
+        order = np.lexsort((song, owner))
+        pieces_idx.append(song[order].astype(np.int32))
+        pieces_data.append(plays[order])
+        pieces_ts.append(stamps[order])
+        indptr.append(indptr[-1][-1] + np.cumsum(counts))
+    x = sp.csr_matrix(
+        (np.concatenate(pieces_data), np.concatenate(pieces_idx), np.concatenate(indptr)),
+        shape=(n_users, n_items),
+    )
+    del pieces_idx, pieces_data
+    uw = len(str(n_users - 1))
+    features = pd.DataFrame(
+        {"age_group": np.concatenate(ages), "region": np.concatenate(regions), "favourite_tags": favourites}
+    )
+    return Dataset(
+        name=name or f"synthetic-{_short(n_items)}x{_short(n_users)}",
+        interactions=x,
+        items=items,
+        user_ids=np.asarray([f"listener{u:0{uw}d}" for u in range(n_users)]),
+        timestamps=np.concatenate(pieces_ts),
+        user_features=features,
+        item_noun="song",
+        description=f"synthetic music catalogue at scale {asdict(cfg)}",
+    )
+
+
+def _choose_rows(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
+    """One category per row of the probability matrix ``p`` (inverse cdf)."""
+    return np.minimum((rng.random(len(p))[:, None] > np.cumsum(p, axis=1)).sum(1), p.shape[1] - 1)
+
+
+def _short(n: int) -> str:
+    """100000 -> "100k", 1000000 -> "1m", 2500 -> "2500"."""
+    if n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    if n % 1000 == 0:
+        return f"{n // 1000}k"
+    return str(n)

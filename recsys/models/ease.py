@@ -4,6 +4,9 @@
     P = (X^T X + lambda I)^-1,  B = -P / diag(P),  diag(B) = 0
 
 Memory and time grow with items squared (a dense n_items x n_items matrix): fine up to ~20k items.
+Above ``MAX_ITEMS`` (30k: a 7 GB float64 Gram matrix plus its inverse) ``fit`` refuses with
+:class:`TooManyItemsError`, and ``run_protocol`` skips EASE with a warning; the yardsticks there
+are the low-rank DLAE (``dlae``) and SVD.
 """
 
 from __future__ import annotations
@@ -13,7 +16,22 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from ..data.dataset import Dataset
-from .base import Recommender, register
+from .base import ModelFitError, Recommender, register
+
+#: Largest catalogue EASE fits (dense n_items^2 float64 Gram matrix and inverse: 14 GB at 30k).
+MAX_ITEMS = 30_000
+
+
+class TooManyItemsError(ModelFitError):
+    """EASE on a catalogue above :data:`MAX_ITEMS` items."""
+
+
+def too_many_items_message(n_items: int) -> str:
+    gb = 2 * 8 * n_items**2 / 1e9
+    return (
+        f"EASE is skipped above {MAX_ITEMS:,} items: this catalogue has {n_items:,}, and its dense item-item "
+        f"Gram matrix and inverse would need about {gb:,.0f} GB; use the low-rank DLAE (dlae) or svd as the yardstick"
+    )
 
 
 @register("ease")
@@ -41,6 +59,8 @@ class EASE(Recommender):
     def _fit(self, train: Dataset, validation, progress) -> None:
         if not self.l2 > 0:
             raise ValueError(f"l2 must be > 0, got {self.l2}")
+        if train.n_items > MAX_ITEMS:
+            raise TooManyItemsError(too_many_items_message(train.n_items))
         x = train.binary().astype(np.float64)
         gram = (x.T @ x).toarray()
         gram[np.diag_indices_from(gram)] += self.l2
