@@ -16,6 +16,7 @@ PAGES = [
     st.Page("pages/recommend.py", title="Recommend", icon=":material/queue_music:"),
     st.Page("pages/latent_space.py", title="Latent space", icon=":material/scatter_plot:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:"),
+    st.Page("pages/your_data.py", title="Your data", icon=":material/upload_file:"),
     st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
 ]
 page = st.navigation(PAGES)

@@ -43,6 +43,8 @@ with page_guard("compare"):
         st.stop()
 
     datasets = list(dict.fromkeys(table["data set"]))
+    if st.session_state.get("cmp_dataset") not in datasets and current_person()["dataset"] in datasets:
+        st.session_state.cmp_dataset = current_person()["dataset"]  # the data set of the person's model
     dataset = st.selectbox("Data set", datasets, key="cmp_dataset") if len(datasets) > 1 else datasets[0]
     table = table[table["data set"] == dataset].reset_index(drop=True)
 

@@ -792,3 +792,46 @@ def current_person(fingerprint: str | None = None) -> dict:
         "picks": mine["picks"],
         "tags": mine["tags"],
     }
+
+
+# ---- Your data: uploads and training jobs ------------------------------------------------------
+def upload_error_text(error: Exception) -> str:
+    """An import problem as the page shows it: the person's own file name and line in bold, then what to do."""
+    from .data import CsvImportError
+
+    if isinstance(error, CsvImportError):
+        where = Path(error.file).name + ("" if error.line is None else f", line {error.line}")
+        return f"**{where}**: {error.problem}. Fix the file and upload it again."
+    return f"{error}"
+
+
+def job_models_table(status: dict) -> pd.DataFrame:
+    """One row per model of a training job: what it is, how far it got, its test NDCG@100."""
+    rows = []
+    for m in status.get("models") or []:
+        epochs = m.get("epochs")
+        progress = f"{m.get('epoch', 0)}/{epochs}" if epochs and m.get("state") == "training" else ""
+        metrics = m.get("metrics") or {}
+        rows.append(
+            {
+                "model": m.get("model_id", ""),
+                "state": m.get("state", ""),
+                "epoch": progress,
+                "NDCG@100": _fmt_metric(metrics.get("ndcg@100")),
+                "seconds": "" if m.get("seconds") is None else f"{m['seconds']:.0f}",
+                "problem": m.get("error", ""),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def open_model(dataset: str, model_id: str) -> None:
+    """Make ``model_id`` the person's model, so Recommend, Latent space and Compare open on it."""
+    person = st.session_state.setdefault(PERSON_KEY, {"by_data": {}})
+    person.update(dataset=dataset, model=model_id)
+    for key, value in (("alpha_manual", 1.0), ("share_pct", DEFAULT_SHARE_PCT), ("manual", False)):
+        person.setdefault(key, value)
+    for key in ("rec_dataset", "rec_model", "map_model", "cmp_dataset"):
+        st.session_state.pop(key, None)
+    # a data set the person has no picks for opens on a held-out listener, as the demo's first visit does
+    st.session_state["rec_fresh"] = True

@@ -57,6 +57,7 @@ __all__ = [
     "export_csv",
     "fetch_dataset",
     "generate_synthetic",
+    "data_home",
     "import_csv",
     "imported_datasets",
     "list_datasets",
@@ -371,6 +372,13 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **kwargs: Any) -
     if folder is None:
         raise _not_found(key, data_dir)
     return info.loader(folder, **kwargs)
+
+
+def data_home(data_dir: str | Path | None = None) -> Path:
+    """The writable data directory: ``data_dir`` if given, else ``$RECSYS_DATA_DIR``, else
+    ``~/.cache/recsys/data``; never the read-only shared folder. Fetched archives, the CSV import
+    index and uploaded files (:mod:`recsys.uploads`) go here."""
+    return _fetch_root(data_dir)
 
 
 def _fetch_root(data_dir: str | Path | None) -> Path:

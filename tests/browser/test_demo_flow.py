@@ -9,15 +9,7 @@ stopped, whatever happens. Waiting for a page to finish updating: :mod:`tests.br
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,45 +20,20 @@ from recsys.defaults import build_default_registry
 from recsys.projection import pca_reducer
 from recsys.registry import Registry
 from tests.app.conftest import SMALL_MODELS
-from tests.browser.helpers import runs, settle, watch_runs
+from tests.browser.app_server import (
+    REGISTRY_LABEL,
+    TIMEOUT_MS,
+    check_no_exception,
+    column_shares,
+    launch,
+    serve,
+    wait_settled,
+)
+from tests.browser.helpers import runs
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 MODEL_IDS = tuple(m.model_id for m in SMALL_MODELS)
-#: How the sidebar names the test's registry (a temporary directory) in the screenshots.
-REGISTRY_LABEL = "models_store"
-SERVER_START_S = 90
-TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} not found: install it with `apt-get install -y chromium` (scripts/test does this as root)"
-        if os.environ.get("CI") and os.geteuid() == 0:
-            pytest.fail(f"{reason}; in CI as root the browser test must run")
-        pytest.skip(reason)
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if os.environ.get("RECSYS_SCREENSHOTS") == "1":
-        out = ROOT / "docs" / "screenshots"
-        out.mkdir(parents=True, exist_ok=True)
-        return out
-    return tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture(scope="module")
@@ -78,85 +45,10 @@ def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_serving(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"streamlit did not serve {url} within {SERVER_START_S} s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop the server and anything it started (its own process group)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
-@contextmanager
-def _serve(registry_dir: Path, log_dir: Path) -> Iterator[str]:
-    """A freshly started ``streamlit run app.py`` on ``registry_dir``; yields its URL, then stops it."""
-    port = _free_port()
-    log = log_dir / "streamlit.log"
-    env = {**os.environ, "RECSYS_MODELS_DIR": str(registry_dir), "PYTHONPATH": str(ROOT)}
-    env["RECSYS_REGISTRY_LABEL"] = REGISTRY_LABEL
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true"]
-    cmd += ["--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
-    cmd += ["--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_until_serving(url, proc, log)
-        yield url
-    finally:
-        _stop(proc)
-
-
 @pytest.fixture(scope="module")
 def server(registry_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with _serve(registry_dir, tmp_path_factory.mktemp("server")) as url:
+    with serve(registry_dir, tmp_path_factory.mktemp("server")) as url:
         yield url
-
-
-def _settle(page, since: int = 0) -> None:
-    """Wait until a script run that finished after ``since`` left the page still (tests/browser/helpers.py)."""
-    settle(page, since, timeout_ms=TIMEOUT_MS)
-
-
-def _launch(p, chromium: Path, js_errors: list[str]):
-    browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
-    page = browser.new_page(viewport={"width": 1400, "height": 1300})
-    page.on("pageerror", lambda e: js_errors.append(str(e)))
-    watch_runs(page)
-    return browser, page
 
 
 def _chip_labels(multiselect) -> list[str]:
@@ -164,28 +56,18 @@ def _chip_labels(multiselect) -> list[str]:
     return [chips.nth(i).get_attribute("aria-label") for i in range(chips.count())]
 
 
-def _check_no_exception(page, name: str) -> None:
-    assert page.locator("[data-testid='stException']").count() == 0, f"{name} page shows a traceback"
-
-
-def _column_shares(page) -> list[int]:
-    """The tag share metric of each Recommend column, in page order (percent)."""
-    values = page.locator("[data-testid='stMetricValue']").all_inner_texts()
-    return [int(v.strip().rstrip("%")) for v in values if v.strip().endswith("%")]
-
-
 def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     js_errors: list[str] = []
     with sync_playwright() as p:
-        browser, page = _launch(p, chromium, js_errors)
+        browser, page = launch(p, chromium, js_errors)
         try:
             # Models, opened by a deep link as the first request to a fresh server (Streamlit would
             # run the page without app.py here if the page did not route itself through it)
             page.goto(f"{server}/models", timeout=TIMEOUT_MS)
             page.get_by_role("heading", name="Manifest").wait_for(timeout=TIMEOUT_MS)
-            _settle(page)
+            wait_settled(page)
             nav = page.locator("[data-testid='stSidebarNav']")
             assert nav.get_by_text("Latent space", exact=True).is_visible(), "app.py's navigation is missing"
             sidebar = page.locator("[data-testid='stSidebar']")
@@ -196,7 +78,7 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
             for model_id in MODEL_IDS:
                 assert table.get_by_text(model_id, exact=True).is_visible(), f"{model_id} not in the Models table"
             assert table.get_by_text("ok", exact=True).count() == len(MODEL_IDS)
-            _check_no_exception(page, "Models")
+            check_no_exception(page, "Models")
             page.screenshot(path=str(screenshot_dir / "models.png"), full_page=True)
 
             # Home, by the sidebar: what this is, the modes, which models are loaded
@@ -205,10 +87,10 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
             page.get_by_role("heading", name="Four ways to steer").wait_for(timeout=TIMEOUT_MS)
             main = page.locator("[data-testid='stMain']")
             main.get_by_text(f"{len(MODEL_IDS)} model(s) ready").wait_for(timeout=TIMEOUT_MS)
-            _settle(page, n)
+            wait_settled(page, n)
             for model_id in MODEL_IDS:
                 assert main.get_by_text(model_id).first.is_visible(), f"{model_id} not shown on Home"
-            _check_no_exception(page, "Home")
+            check_no_exception(page, "Home")
             page.screenshot(path=str(screenshot_dir / "home.png"), full_page=True)
 
             # Recommend, first visit: a held-out listener, a tag they lack, the dial at 40 %: steering at work
@@ -216,13 +98,13 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
             nav.get_by_text("Recommend", exact=True).click()
             picker = page.locator("[data-testid='stMultiSelect']").first
             picker.wait_for(timeout=TIMEOUT_MS)
-            _settle(page, n)
+            wait_settled(page, n)
             for heading in ("Standard", "Postfiltered", "Tuned", "Tune + post", "SVD baseline"):
                 assert page.get_by_role("heading", name=heading).first.is_visible(), f"no {heading} column"
-            shares = _column_shares(page)
+            shares = column_shares(page)
             assert shares[0] < 40 and all(abs(v - 40) <= 5 for v in shares[1:4]), shares
             assert page.get_by_text("α = ").count() >= 3  # each steered column shows the strength it used
-            _check_no_exception(page, "Recommend")
+            check_no_exception(page, "Recommend")
             page.screenshot(path=str(screenshot_dir / "recommend.png"), full_page=True)
 
             # search a song by typing and add it; move the dial with the keyboard: every column follows
@@ -235,7 +117,7 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
             n = runs(page)
             option.click()
             page.keyboard.press("Escape")
-            _settle(page, n)
+            wait_settled(page, n)
             assert picked in _chip_labels(picker)
             slider = page.get_by_role("slider").first
             slider.focus()
@@ -244,23 +126,23 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
                 page.keyboard.press("ArrowRight")
             # only the run that saw 60 % writes share=60 into the URL; then that run must have finished
             page.wait_for_function("() => location.search.includes('share=60')", timeout=TIMEOUT_MS, polling=100)
-            _settle(page, n)
+            wait_settled(page, n)
             assert "share=60" in page.url, f"the URL does not carry the state: {page.url}"
-            shares = _column_shares(page)
+            shares = column_shares(page)
             assert all(abs(v - 60) <= 5 for v in shares[1:4]), shares
             items = page.locator("[data-testid='stHtml'] li")
             assert items.count() == 100, items.count()
             title, artist = picked.split(" — ")
             listed = items.all_inner_texts()
             assert not any(t.startswith(title + "\n" + artist) for t in listed), f"{picked!r} was recommended back"
-            _check_no_exception(page, "Recommend")
+            check_no_exception(page, "Recommend")
             page.screenshot(path=str(screenshot_dir / "recommend_dial_60.png"), full_page=True)
 
             # Latent space: the person from the Recommend page is on the map with their trajectory
             n = runs(page)
             nav.get_by_text("Latent space", exact=True).click()
             page.get_by_role("heading", name="Latent space").first.wait_for(timeout=TIMEOUT_MS)
-            _settle(page, n)
+            wait_settled(page, n)
             page.locator(".js-plotly-plot").first.wait_for(timeout=TIMEOUT_MS)
             try:
                 page.get_by_text("you, tuned over α").first.wait_for(timeout=TIMEOUT_MS)
@@ -268,13 +150,13 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
                 page.screenshot(path=str(screenshot_dir / "latent_space_failed.png"), full_page=True)
                 raise AssertionError("the person from the Recommend page is not on the map") from None
             assert page.get_by_text("(now)").first.is_visible()  # the tuned point the dial chose
-            _check_no_exception(page, "Latent space")
+            check_no_exception(page, "Latent space")
             page.screenshot(path=str(screenshot_dir / "latent_space.png"), full_page=True)
 
             # back on Recommend: the picks and the dial are still there
             n = runs(page)
             nav.get_by_text("Recommend", exact=True).click()
-            _settle(page, n)
+            wait_settled(page, n)
             assert picked in _chip_labels(page.locator("[data-testid='stMultiSelect']").first)
             assert "share=60" in page.url
 
@@ -285,8 +167,8 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
             verdict = page.get_by_text("Best tag recall here")
             verdict.wait_for(timeout=3 * TIMEOUT_MS)  # (the steering sweeps and the check run first)
             page.get_by_role("heading", name="For the current person").wait_for(timeout=TIMEOUT_MS)
-            _settle(page, n)
-            _check_no_exception(page, "Compare")
+            wait_settled(page, n)
+            check_no_exception(page, "Compare")
             page.screenshot(path=str(screenshot_dir / "compare.png"), full_page=True)
             page.get_by_role("heading", name="What if tags were incomplete?").scroll_into_view_if_needed()
             page.wait_for_timeout(500)
@@ -310,20 +192,20 @@ def test_a_shared_link_is_a_fresh_servers_first_request(chromium: Path, registry
     picks = list(items["item_id"].astype(str)[:3])
     labels = item_labels(items)
     js_errors: list[str] = []
-    with _serve(registry_dir, tmp_path) as url, sync_playwright() as p:
-        browser, page = _launch(p, chromium, js_errors)
+    with serve(registry_dir, tmp_path) as url, sync_playwright() as p:
+        browser, page = launch(p, chromium, js_errors)
         try:
             page.goto(f"{url}/recommend?model=mlp-synthetic&picks={','.join(picks)}&tags=rock:2&share=70")
             page.get_by_role("heading", name="Recommend").first.wait_for(timeout=TIMEOUT_MS)
-            _settle(page)
+            wait_settled(page)
             page.screenshot(path=str(tmp_path / "shared_link.png"), full_page=True)
             pickers = page.locator("[data-testid='stMultiSelect']")
             assert _chip_labels(pickers.nth(0)) == [labels[i] for i in picks], page.url
             assert _chip_labels(pickers.nth(1)) == ["rock"], page.url
             qp = {k: v[0] for k, v in parse_qs(urlsplit(page.url).query).items()}
             assert qp["picks"] == ",".join(picks) and qp["tags"] == "rock:2" and qp["share"] == "70", page.url
-            assert abs(_column_shares(page)[1] - 70) <= 5  # the Postfiltered column follows the link's dial
-            _check_no_exception(page, "Recommend")
+            assert abs(column_shares(page)[1] - 70) <= 5  # the Postfiltered column follows the link's dial
+            check_no_exception(page, "Recommend")
         finally:
             browser.close()
     assert not js_errors, f"JavaScript errors in the page: {js_errors}"
