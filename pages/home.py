@@ -81,6 +81,11 @@ with page_guard("home"):
         icon=":material/leaderboard:",
     )
     st.page_link(
+        "pages/your_data.py",
+        label="Your data: upload two CSV files, train models on them, steer them",
+        icon=":material/upload_file:",
+    )
+    st.page_link(
         "pages/models.py",
         label="Models: registry, integrity, training curves, train one",
         icon=":material/inventory_2:",

@@ -58,7 +58,8 @@ with page_guard("models"):
     st.header("Train a small model")
     st.markdown(
         "Fits a model on the embedded synthetic catalogue with a short schedule, scores it on held-out "
-        "users and registers it as `FAMILY-synthetic-small`. Takes seconds to a minute."
+        "users and registers it as `FAMILY-synthetic-small`. Takes seconds to a minute. To train on your own "
+        "listening data, upload it on the **Your data** page."
     )
     with st.form("train_form"):
         cols = st.columns(2)
