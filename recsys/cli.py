@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -203,12 +204,46 @@ def cmd_train(args: argparse.Namespace) -> None:
     if epochs and flow_epochs:  # the flow families train their flow for up to flow_epochs more
         epochs = int(epochs) + int(flow_epochs)
     print(f"training {cfg['family']} on {ds.name} ({ds.n_users} users, {ds.n_items} {ds.item_noun}s)", file=sys.stderr)
+    if args.ddp is not None:
+        _train_ddp(args, cfg, ds, epochs)
+        return
     bar, progress = _epoch_bar(epochs, cfg["family"]) if epochs else (None, None)
     try:
         model_id, metrics = train_from_config(cfg, dataset=ds, registry=_registry(args), progress=progress)
     finally:
         if bar is not None:
             bar.close()
+    _print_trained(model_id, metrics)
+
+
+def _train_ddp(args: argparse.Namespace, cfg: dict, ds, epochs: int | None) -> None:
+    """``train --ddp N`` (N local processes) or ``--ddp env`` (one rank of a torchrun launch)."""
+    from .training import ConfigError, train_distributed, train_under_torchrun
+
+    try:
+        if args.ddp == "env":
+            rank0 = os.environ.get("RANK", "0") == "0"
+            bar, progress = _epoch_bar(epochs, cfg["family"]) if epochs and rank0 else (None, None)
+            try:
+                model_id, metrics = train_under_torchrun(cfg, dataset=ds, registry=_registry(args), progress=progress)
+            finally:
+                if bar is not None:
+                    bar.close()
+            if not rank0:
+                return
+        else:
+            try:
+                n = int(args.ddp)
+            except ValueError:
+                raise CliError(f"--ddp takes a process count or 'env' (under torchrun), got {args.ddp!r}") from None
+            print(f"training on {n} processes (torch.distributed)", file=sys.stderr)
+            model_id, metrics = train_distributed(cfg, n, dataset=ds, registry=_registry(args))
+    except ConfigError as e:
+        raise CliError(str(e)) from None
+    _print_trained(model_id, metrics)
+
+
+def _print_trained(model_id: str, metrics: dict) -> None:
     print(f"registered {model_id}")
     for k in ("recall@20", "recall@50", "ndcg@100", "coverage@20", "hr@10", "ndcg@10", "fit_s"):
         if k in metrics:
@@ -669,6 +704,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--model-id", help="registry id (default: from the template or FAMILY-DATASET)")
     t.add_argument("--device", help="cpu (default) or cuda for torch families")
+    t.add_argument(
+        "--ddp",
+        metavar="N|env",
+        help="train on N local processes with torch.distributed (gloo on CPU, nccl on CUDA; multvae), "
+        "or 'env' to be one rank of a torchrun launch (several machines: docs/ARCHITECTURE.md)",
+    )
     add_common(t, registry=True)
     t.set_defaults(func=cmd_train)
 

@@ -12,12 +12,26 @@ A template (``configs/<name>.yaml``)::
 Overrides are ``key=value`` strings; values are parsed as YAML (``epochs=3``, ``loss=focal``,
 ``hidden=[600,200]``). A key names a top-level field (``dataset=lastfm-2k``) or a model parameter,
 with or without the ``params.`` prefix. Unknown keys are an error that lists the valid ones.
+
+**Several processes** (``train_distributed``, ``python -m recsys train ... --ddp N``): N processes
+(``torch.multiprocessing`` spawn; gloo on the CPU, nccl with ``device=cuda``) each load the data and
+make the same split, then train one model together: every rank holds its shard of the training
+users (rows ``rank::N``), takes ``batch_size // N`` of them per step, and the gradients are averaged
+with ``torch.distributed.all_reduce`` before each step (``recsys.models.torch_utils.train_epochs``),
+so it is the single-process model with its batches spread over the processes. Rank 0 validates,
+evaluates and registers. Under ``torchrun`` (its ``RANK``/``WORLD_SIZE``/``MASTER_ADDR`` variables)
+``--ddp env`` joins the group torchrun made instead of spawning, which is how it runs across
+machines (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
+import os
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -153,6 +167,7 @@ def _train_from_config(
     progress: ProgressCallback | None,
     load: Callable[[str], Dataset] | None,
     overwrite: bool,
+    on_fitted: Callable[[Any], None] | None = None,
 ) -> tuple[str, dict[str, float]]:
     family = cfg["family"]
     cls = get_model_class(family)
@@ -185,6 +200,10 @@ def _train_from_config(
     t0 = time.perf_counter()
     model.fit(split.train, validation=(split.val_foldin, split.val_holdout), progress=progress)
     fit_s = time.perf_counter() - t0
+    if on_fitted is not None:
+        on_fitted(model)
+    if _distributed_rank() > 0:  # rank 0 evaluates and registers the (identical) model
+        return cfg["model_id"], {"fit_s": fit_s}
     metrics = evaluate_on_users(model, split.test_foldin, split.test_holdout)
     metrics["fit_s"] = fit_s
     extras, extra_info = compute_extras(
@@ -207,3 +226,168 @@ def _train_from_config(
     )
     logger.info("registered %s: ndcg@100=%.4f", model_id, metrics["ndcg@100"])
     return model_id, metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# several processes: torch.distributed (DDP-style gradient averaging)
+# ---------------------------------------------------------------------------------------------
+#: Families whose training loop shards users and averages gradients over processes.
+DISTRIBUTED_FAMILIES = ("multvae",)
+
+
+def _distributed_rank() -> int:
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return 0
+    return torch.distributed.get_rank()
+
+
+def _check_distributed(cfg: dict[str, Any]) -> None:
+    if cfg["family"] not in DISTRIBUTED_FAMILIES:
+        raise ConfigError(
+            f"--ddp trains {', '.join(DISTRIBUTED_FAMILIES)} only, not {cfg['family']!r} (its training loop "
+            "does not shard users)"
+        )
+    if (cfg.get("protocol") or "strong") != "strong":
+        raise ConfigError("--ddp supports the strong-generalization protocol only")
+
+
+def _backend(cfg: dict[str, Any]) -> str:
+    device = str((cfg.get("params") or {}).get("device") or "cpu")
+    return "nccl" if device.startswith("cuda") else "gloo"
+
+
+def _rank_config(cfg: dict[str, Any], local_rank: int) -> dict[str, Any]:
+    """With ``device=cuda`` each process takes its own GPU (``cuda:<local rank>``)."""
+    params = dict(cfg.get("params") or {})
+    if str(params.get("device") or "cpu").startswith("cuda"):
+        params["device"] = f"cuda:{local_rank}"
+    return {**cfg, "params": params}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _distributed_worker(
+    rank: int,
+    world_size: int,
+    port: int,
+    cfg: dict[str, Any],
+    dataset: Dataset | None,
+    registry_root: str | None,
+    overwrite: bool,
+    result_path: str,
+    threads: int,
+) -> None:
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(threads)
+    dist.init_process_group(_backend(cfg), init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    digest: dict[str, str] = {}
+    try:
+        with training_torch_threads(threads):
+            model_id, metrics = _train_from_config(
+                _rank_config(cfg, rank),
+                dataset=dataset,
+                registry=Registry(registry_root) if registry_root else None,
+                progress=None,
+                load=None,
+                overwrite=overwrite,
+                on_fitted=lambda m: digest.update(sha256=weights_digest(m)),
+            )
+        out = {"model_id": model_id, "metrics": metrics, "weights_sha256": digest.get("sha256")}
+        Path(f"{result_path}.{rank}").write_text(json.dumps(out))
+    finally:
+        dist.destroy_process_group()
+
+
+def weights_digest(model: Any) -> str:
+    """sha256 over a fitted model's learned arrays (names and bytes): equal digests, equal weights."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for name, arr in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def train_distributed(
+    cfg: dict[str, Any],
+    world_size: int,
+    *,
+    dataset: Dataset | None = None,
+    registry: Registry | None = None,
+    overwrite: bool = True,
+    threads: int = 1,
+) -> tuple[str, dict[str, float]]:
+    """:func:`train_from_config` on ``world_size`` local processes (torch.multiprocessing spawn).
+
+    Every process loads ``cfg["dataset"]`` (or gets ``dataset``, sent to it once at start) and trains
+    its shard of the users with ``threads`` torch threads; rank 0 evaluates and registers. Returns
+    rank 0's model id and test metrics, plus ``rank_weights_sha256`` (each rank's
+    :func:`weights_digest` after fitting: all equal when the ranks stayed in step).
+    ``world_size=1`` is :func:`train_from_config`.
+    """
+    world_size = int(world_size)
+    if world_size < 1:
+        raise ConfigError(f"--ddp needs a process count >= 1, got {world_size}")
+    if world_size == 1:
+        return train_from_config(cfg, dataset=dataset, registry=registry, overwrite=overwrite)
+    _check_distributed(cfg)
+    import torch.multiprocessing as mp
+
+    root = str(registry.root) if registry is not None else None
+    with tempfile.TemporaryDirectory(prefix="recsys-ddp-") as tmp:
+        result = os.path.join(tmp, "result.json")
+        mp.start_processes(
+            _distributed_worker,
+            args=(world_size, _free_port(), cfg, dataset, root, overwrite, result, int(threads)),
+            nprocs=world_size,
+            start_method="spawn",
+        )
+        ranks = [json.loads(Path(f"{result}.{r}").read_text()) for r in range(world_size)]
+    metrics = {**ranks[0]["metrics"], "rank_weights_sha256": [r["weights_sha256"] for r in ranks]}
+    return ranks[0]["model_id"], metrics
+
+
+def train_under_torchrun(
+    cfg: dict[str, Any],
+    *,
+    dataset: Dataset | None = None,
+    registry: Registry | None = None,
+    progress: ProgressCallback | None = None,
+    overwrite: bool = True,
+) -> tuple[str, dict[str, float]]:
+    """Join the process group ``torchrun`` describes (``env://``: RANK, WORLD_SIZE, MASTER_ADDR/PORT)
+    and train; rank 0 registers and returns the metrics, the other ranks return ``{"fit_s": ...}``."""
+    missing = [v for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
+    if missing:
+        raise ConfigError(
+            f"--ddp env runs under torchrun, which sets {', '.join(missing)}; launch with "
+            "`torchrun --nnodes M --nproc-per-node N ... -m recsys train ... --ddp env`, or use --ddp N"
+        )
+    _check_distributed(cfg)
+    import torch.distributed as dist
+
+    dist.init_process_group(_backend(cfg), init_method="env://")
+    try:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        rank0 = dist.get_rank() == 0
+        return train_from_config(
+            _rank_config(cfg, local_rank),
+            dataset=dataset,
+            registry=registry,
+            progress=progress if rank0 else None,
+            overwrite=overwrite,
+        )
+    finally:
+        dist.destroy_process_group()

@@ -143,3 +143,23 @@ def test_train_on_another_data_set_names_the_model_after_it(env, small, capsys, 
     monkeypatch.setattr(cli_module, "_load_dataset", lambda name, data_dir: small)
     assert run("train", "--template", "ease", "--dataset", "lastfm-2k") == 0
     assert "registered ease-lastfm-2k" in capsys.readouterr().out
+
+
+def test_train_ddp_flag(env, small, capsys, monkeypatch):
+    import recsys.cli as cli_module
+    import recsys.training as training
+
+    monkeypatch.setattr(cli_module, "_load_dataset", lambda name, data_dir: small)
+    assert run("train", "ease", "--ddp", "2") == 2
+    assert "--ddp trains multvae only" in capsys.readouterr().err
+    assert run("train", "--template", "multvae", "--ddp", "two") == 2
+    assert "--ddp takes a process count or 'env'" in capsys.readouterr().err
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    assert run("train", "--template", "multvae", "--ddp", "env") == 2
+    assert "launch with `torchrun" in capsys.readouterr().err
+    calls = []
+    monkeypatch.setattr(
+        training, "train_distributed", lambda cfg, n, **kw: calls.append((cfg["family"], n)) or ("m", {"ndcg@100": 0.5})
+    )
+    assert run("train", "--template", "multvae", "--ddp", "3") == 0
+    assert calls == [("multvae", 3)] and "ndcg@100" in capsys.readouterr().out
