@@ -10,6 +10,7 @@ import streamlit as st
 from recsys.app_support import (
     cached_statuses,
     current_registry,
+    data_dir_label,
     job_models_table,
     open_model,
     page_guard,
@@ -78,7 +79,9 @@ with page_guard("your_data"):
             "An item is a…", value="song", key="ud_noun", help="What the pages call an item: song, artist, movie…"
         )
         go = st.form_submit_button("Import", icon=":material/upload_file:")
-    st.caption(f"Files up to {limit_mb} MB each. They are kept on the server under `{data_dir}/uploads`.")
+    st.caption(
+        f"Files up to {limit_mb} MB each. They are kept on the server under `{data_dir_label(data_dir)}/uploads`."
+    )
     if go:
         if f_inter is None or f_items is None:
             st.error("Choose both files first: the interactions CSV and the items CSV.")

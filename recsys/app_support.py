@@ -101,11 +101,18 @@ def model_labeler(statuses: list[ModelStatus]):
 
 def registry_label(registry: Registry) -> str:
     """How the pages name the registry: ``$RECSYS_REGISTRY_LABEL`` if set (the screenshot run sets a
-    neutral name), else its path relative to the working directory, or to ``~``, or in full."""
-    label = os.environ.get("RECSYS_REGISTRY_LABEL")
-    if label:
-        return label
-    root = Path(registry.root).resolve()
+    neutral name), else :func:`path_label` of its folder."""
+    return os.environ.get("RECSYS_REGISTRY_LABEL") or path_label(registry.root)
+
+
+def data_dir_label(path: str | Path) -> str:
+    """How the pages name the data directory: ``$RECSYS_DATA_LABEL`` if set, else :func:`path_label`."""
+    return os.environ.get("RECSYS_DATA_LABEL") or path_label(path)
+
+
+def path_label(path: str | Path) -> str:
+    """A folder as a person reads it: relative to the working directory, or to ``~``, or in full."""
+    root = Path(path).expanduser().resolve()
     for base, prefix in ((Path.cwd().resolve(), ""), (Path.home().resolve(), "~/")):
         if base == Path(base.anchor):  # a working directory of / says nothing
             continue

@@ -59,7 +59,7 @@ def test_upload_train_steer(chromium: Path, screenshot_dir: Path, tmp_path: Path
     registry_dir, data_dir = tmp_path / "models", tmp_path / "data"
     registry_dir.mkdir()
     # an empty data directory; the job builds its map with PCA (no UMAP JIT in a test)
-    env = {"RECSYS_DATA_DIR": str(data_dir), "RECSYS_MAP_REDUCER": "pca"}
+    env = {"RECSYS_DATA_DIR": str(data_dir), "RECSYS_MAP_REDUCER": "pca", "RECSYS_DATA_LABEL": "~/.cache/recsys/data"}
     js_errors: list[str] = []
     with serve(registry_dir, tmp_path, env) as url, sync_playwright() as p:
         browser, page = launch(p, chromium, js_errors)
@@ -89,6 +89,7 @@ def test_upload_train_steer(chromium: Path, screenshot_dir: Path, tmp_path: Path
             main.get_by_text(f"Imported {NAME}").wait_for(timeout=TIMEOUT_MS)
             wait_settled(page, n)
             assert "300 listeners" in main.inner_text()
+            assert "pytest-of" not in main.inner_text()  # the screenshots show no temporary path
             assert not (Path.cwd() / "uploads").exists()  # never in the repository
             assert list((data_dir / "uploads" / NAME).glob("*/interactions/plays.csv"))
 
