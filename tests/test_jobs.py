@@ -19,7 +19,7 @@ NAME = "mine"
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
+def imported(tmp_path: Path) -> Path:
     """A data directory with one imported CSV data set, ``mine`` (120 listeners)."""
     from recsys.data import load_csv_dataset
 
@@ -49,9 +49,9 @@ def _wait(job: Path, states: tuple[str, ...], timeout: float = 120.0) -> dict:
 
 
 def test_a_job_trains_each_family_and_reports_progress(
-    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    imported: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    job = _job_dir(tmp_path / "jobs", ["popularity", "ease"], tmp_path / "reg", data_dir)
+    job = _job_dir(tmp_path / "jobs", ["popularity", "ease"], tmp_path / "reg", imported)
     assert jobs.run_job(job) == 0
     status = jobs.job_status(job)
     assert status["state"] == "done" and jobs.progress_fraction(status) == 1.0
@@ -62,7 +62,7 @@ def test_a_job_trains_each_family_and_reports_progress(
 
 
 def test_one_failing_family_costs_only_its_own_model(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    imported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = jobs.job_config
 
@@ -73,7 +73,7 @@ def test_one_failing_family_costs_only_its_own_model(
         return cfg
 
     monkeypatch.setattr(jobs, "job_config", config)
-    job = _job_dir(tmp_path / "jobs", ["ease", "popularity"], tmp_path / "reg", data_dir)
+    job = _job_dir(tmp_path / "jobs", ["ease", "popularity"], tmp_path / "reg", imported)
     assert jobs.run_job(job) == 1
     status = jobs.job_status(job)
     assert [m["state"] for m in status["models"]] == ["failed", "done"]
@@ -81,10 +81,10 @@ def test_one_failing_family_costs_only_its_own_model(
     assert status["models"][0]["error"]
 
 
-def test_a_data_set_that_cannot_be_loaded_fails_the_job_with_its_reason(data_dir: Path, tmp_path: Path) -> None:
-    record = json.loads((data_dir / "csv_imports.json").read_text())[NAME]
+def test_a_data_set_that_cannot_be_loaded_fails_the_job_with_its_reason(imported: Path, tmp_path: Path) -> None:
+    record = json.loads((imported / "csv_imports.json").read_text())[NAME]
     Path(record["items"]["path"]).write_text("item,title\n")  # the file changed since the import
-    job = _job_dir(tmp_path / "jobs", ["popularity"], tmp_path / "reg", data_dir)
+    job = _job_dir(tmp_path / "jobs", ["popularity"], tmp_path / "reg", imported)
     assert jobs.run_job(job) == 1
     status = jobs.job_status(job)
     assert status["state"] == "failed" and "changed" in status["error"], status["error"]
@@ -100,23 +100,23 @@ def test_planned_epochs_and_configs() -> None:
     assert jobs.planned_epochs("flow", flow) == flow["epochs"] + flow["flow_epochs"] <= 10
 
 
-def test_start_refuses_unknown_families_and_existing_models(data_dir: Path, tmp_path: Path) -> None:
+def test_start_refuses_unknown_families_and_existing_models(imported: Path, tmp_path: Path) -> None:
     reg = tmp_path / "reg"
     with pytest.raises(jobs.JobError, match="unknown families"):
-        jobs.start_job(dataset=NAME, families=["nope"], registry_root=reg, data_dir=data_dir)
+        jobs.start_job(dataset=NAME, families=["nope"], registry_root=reg, data_dir=imported)
     with pytest.raises(jobs.JobError, match="at least one"):
-        jobs.start_job(dataset=NAME, families=[], registry_root=reg, data_dir=data_dir)
-    job = _job_dir(tmp_path / "jobs", ["popularity"], reg, data_dir)
+        jobs.start_job(dataset=NAME, families=[], registry_root=reg, data_dir=imported)
+    job = _job_dir(tmp_path / "jobs", ["popularity"], reg, imported)
     jobs.run_job(job)
     with pytest.raises(jobs.JobError, match="replace"):
-        jobs.start_job(dataset=NAME, families=["popularity"], registry_root=reg, data_dir=data_dir)
+        jobs.start_job(dataset=NAME, families=["popularity"], registry_root=reg, data_dir=imported)
 
 
-def test_a_detached_job_is_cancelled_and_leaves_no_half_model(data_dir: Path, tmp_path: Path) -> None:
+def test_a_detached_job_is_cancelled_and_leaves_no_half_model(imported: Path, tmp_path: Path) -> None:
     reg = tmp_path / "reg"
-    job = jobs.start_job(dataset=NAME, families=["mlp", "ease"], registry_root=reg, data_dir=data_dir, epochs=100)
+    job = jobs.start_job(dataset=NAME, families=["mlp", "ease"], registry_root=reg, data_dir=imported, epochs=100)
     with pytest.raises(jobs.JobError, match="running already"):  # one job at a time
-        jobs.start_job(dataset=NAME, families=["popularity"], registry_root=reg, data_dir=data_dir)
+        jobs.start_job(dataset=NAME, families=["popularity"], registry_root=reg, data_dir=imported)
     _wait(job, ("running",))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not jobs.job_status(job)["models"][0].get("epoch"):
@@ -128,8 +128,8 @@ def test_a_detached_job_is_cancelled_and_leaves_no_half_model(data_dir: Path, tm
     assert jobs.active_job(job.parent) is None
 
 
-def test_a_runner_killed_outright_is_reported_as_died(data_dir: Path, tmp_path: Path) -> None:
-    job = jobs.start_job(dataset=NAME, families=["mlp"], registry_root=tmp_path / "reg", data_dir=data_dir, epochs=100)
+def test_a_runner_killed_outright_is_reported_as_died(imported: Path, tmp_path: Path) -> None:
+    job = jobs.start_job(dataset=NAME, families=["mlp"], registry_root=tmp_path / "reg", data_dir=imported, epochs=100)
     status = _wait(job, ("running",))
     os.killpg(status["pid"], signal.SIGKILL)
     status = _wait(job, ("died",), timeout=30)
