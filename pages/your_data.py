@@ -168,6 +168,8 @@ with page_guard("your_data"):
         def job_panel() -> None:
             status = job_status(job)
             state = status["state"]
+            if state == "cancelling":
+                cancel_job(job)  # kills the runner once it has had CANCEL_GRACE_S to stop by itself
             if live and state in FINISHED:
                 st.cache_data.clear()  # new models: the sidebar and the pages read the registry again
                 st.rerun()

@@ -135,3 +135,28 @@ def test_a_runner_killed_outright_is_reported_as_died(imported: Path, tmp_path: 
     status = _wait(job, ("died",), timeout=30)
     assert "stopped without finishing" in status["error"]
     assert jobs.active_job(job.parent) is None  # a dead job does not block the next
+
+
+def test_a_runner_that_ignores_the_cancel_is_killed_after_the_grace_period(
+    imported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    job = _job_dir(tmp_path / "jobs", ["popularity"], tmp_path / "reg", imported)
+    # a stand-in runner that ignores SIGTERM (as one stuck in a long C call would, for a while)
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(job)], start_new_session=True)
+    (job / "status.json").write_text(json.dumps({"state": "running", "pid": proc.pid, "models": []}))
+    try:
+        time.sleep(0.5)
+        jobs.cancel_job(job)
+        assert jobs.job_status(job)["state"] == "cancelling" and proc.poll() is None
+        monkeypatch.setattr(jobs, "CANCEL_GRACE_S", 0.0)
+        jobs.cancel_job(job)  # what the page does on its next poll
+        proc.wait(timeout=10)
+        assert proc.returncode == -signal.SIGKILL
+        assert jobs.job_status(job)["state"] == "cancelled"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
