@@ -23,7 +23,7 @@ page = st.navigation(PAGES)
 
 # the router and the sidebar read the registry on every rerun: an error there becomes a message
 # (page_guard), and the page below still runs
-with page_guard("app"):
+with page_guard("app", marker=False):
     mark_routed()
     with st.sidebar:
         registry = current_registry()
@@ -32,5 +32,5 @@ with page_guard("app"):
         st.caption(f"Registry: `{registry_label(registry)}`")
         st.caption(f"{len(statuses) - n_bad} model(s) ready" + (f", {n_bad} failing verification" if n_bad else ""))
 
-with page_guard("page"):
+with page_guard("page", marker=False):
     page.run()  # each page also guards its own body (recsys.app_support.page_guard)

@@ -5,9 +5,11 @@ strength α for it (:mod:`recsys.steering.calibration`) and shows it, or says wh
 there. α can still be set by hand under Advanced. The page only reads widgets, calls
 :class:`recsys.steering.Steerer` and renders; the state (data set, model, picks, tags, weights,
 share or α) mirrors the URL's query parameters, so a copied link reopens the same view.
-"""
 
-import html
+The tags, the dial, the Advanced settings and the lists are one ``st.fragment``: a dial move reruns
+that part alone, and each column is one HTML block (:mod:`recsys.list_view`), so the browser shows
+the new lists within ~150 ms (``benchmarks/results/browser_latency.md``).
+"""
 
 import streamlit as st
 
@@ -39,6 +41,7 @@ from recsys.app_support import (
     strength_text,
     svd_partner,
 )
+from recsys.list_view import column_html, rows_of
 from recsys.registry import RegistryError
 from recsys.steering import SteeringError
 
@@ -164,150 +167,153 @@ with page_guard("recommend"):
             "most recent; remove and re-add a pick to move it to the end): "
             + " → ".join(f"{i}. {labels[p]}" for i, p in enumerate(picks, start=1))
         )
-    tag_cols = st.columns([3, 2])
-    chosen = tag_cols[0].multiselect(
-        "Tags you want more of", valid_tags, key=tags_key, placeholder="Choose tags…", select_all=False
-    )
-    with st.expander("Advanced: tag weights β, strength α by hand, list length"):
-        weights = {}
-        if chosen:
-            wcols = st.columns(min(len(chosen), 4))
-            for i, t in enumerate(chosen):
-                st.session_state.setdefault(f"rec_w_{t}", 1.0)  # (a link's weight is already there)
-                weights[t] = wcols[i % len(wcols)].slider(f"β {t}", 0.1, 5.0, step=0.1, key=f"rec_w_{t}")
-        else:
-            st.caption("Choose tags to weigh them.")
-        manual = st.toggle(
-            "Set the strength α by hand instead of the share",
-            key="rec_manual",
-            help="α means different things per mode and model (a postfilter needs far more than tuning for the "
-            "same share); the share dial solves each mode's α for you.",
+
+    # Everything below depends only on the tags, the dial and the Advanced settings: a fragment, so moving
+    # the dial reruns this part alone (not app.py, the model selectors or the song picker with its
+    # thousands of options), and each column is one HTML block (recsys.list_view) instead of a heading,
+    # a metric, captions and a list.
+    @st.fragment
+    def steer_and_show() -> None:
+        with page_guard("recommend"):
+            _steer_and_show()
+
+    def _steer_and_show() -> None:
+        tag_cols = st.columns([3, 2])
+        chosen = tag_cols[0].multiselect(
+            "Tags you want more of", valid_tags, key=tags_key, placeholder="Choose tags…", select_all=False
         )
-        alpha = st.slider(
-            "Strength α (every mode)",
-            0.0,
-            MAX_ALPHA,
-            step=0.05,
-            key="rec_alpha",
-            disabled=not manual,
-            help="Tuning moves your latent point by α toward the tags; postfiltering boosts tagged "
-            f"{noun}s by (1 + β)^α; tune+post takes the model's small latent step, then postfilters with α.",
+        with st.expander("Advanced: tag weights β, strength α by hand, list length"):
+            weights = {}
+            if chosen:
+                wcols = st.columns(min(len(chosen), 4))
+                for i, t in enumerate(chosen):
+                    st.session_state.setdefault(f"rec_w_{t}", 1.0)  # (a link's weight is already there)
+                    weights[t] = wcols[i % len(wcols)].slider(f"β {t}", 0.1, 5.0, step=0.1, key=f"rec_w_{t}")
+            else:
+                st.caption("Choose tags to weigh them.")
+            manual = st.toggle(
+                "Set the strength α by hand instead of the share",
+                key="rec_manual",
+                help="α means different things per mode and model (a postfilter needs far more than tuning for "
+                "the same share); the share dial solves each mode's α for you.",
+            )
+            alpha = st.slider(
+                "Strength α (every mode)",
+                0.0,
+                MAX_ALPHA,
+                step=0.05,
+                key="rec_alpha",
+                disabled=not manual,
+                help="Tuning moves your latent point by α toward the tags; postfiltering boosts tagged "
+                f"{noun}s by (1 + β)^α; tune+post takes the model's small latent step, then postfilters with α.",
+            )
+            k = st.slider("List length", 5, 50, 20, 5, key="rec_k")
+        share_pct = tag_cols[1].slider(
+            "Share of the list with your tags",
+            min_value=0,
+            max_value=100,
+            step=5,
+            format="%d%%",
+            key="rec_share",
+            disabled=manual,
+            help="Every column is steered until this share of its list carries a chosen tag; each mode finds its "
+            "own strength α (shown above its list). A column says so when it cannot get there.",
         )
-        k = st.slider("List length", 5, 50, 20, 5, key="rec_k")
-    share_pct = tag_cols[1].slider(
-        "Share of the list with your tags",
-        min_value=0,
-        max_value=100,
-        step=5,
-        format="%d%%",
-        key="rec_share",
-        disabled=manual,
-        help="Every column is steered until this share of its list carries a chosen tag; each mode finds its "
-        "own strength α (shown above its list). A column says so when it cannot get there.",
-    )
 
-    remember_person(
-        dataset=dataset,
-        model_id=model_id,
-        fingerprint=fp,
-        picks=picks,
-        tags=weights,
-        alpha=float(alpha),
-        share_pct=int(share_pct),
-        manual=bool(manual),
-    )
-    params = {"dataset": dataset, "model": model_id, "picks": ",".join(picks), "tags": format_tags_param(weights)}
-    params |= {"alpha": f"{alpha:g}"} if manual else {"share": str(int(share_pct))}
-    st.query_params.from_dict(params)
+        remember_person(
+            dataset=dataset,
+            model_id=model_id,
+            fingerprint=fp,
+            picks=picks,
+            tags=weights,
+            alpha=float(alpha),
+            share_pct=int(share_pct),
+            manual=bool(manual),
+        )
+        params = {"dataset": dataset, "model": model_id, "picks": ",".join(picks), "tags": format_tags_param(weights)}
+        params |= {"alpha": f"{alpha:g}"} if manual else {"share": str(int(share_pct))}
+        st.query_params.from_dict(params)
 
-    share = None if manual else share_pct / 100.0
-    try:
-        result = steerer.recommend(picks, weights, float(alpha), share=share, k=int(k))
-    except SteeringError as e:
-        st.error(f"{e}")
-        st.stop()
-    if "tune" in result.lists:  # the Latent space page marks the tuned point the dial chose
-        remember_tuned_alpha(result.lists["tune"].alpha)
-
-    lists = {
-        m: (lst.items, lst.label, lst.tag_share, lst.note, strength_text(lst), lst.status)
-        for m, lst in result.lists.items()
-    }
-    svd_id = svd_partner(statuses, fp)
-    if svd_id and svd_id != model_id:
+        share = None if manual else share_pct / 100.0
         try:
-            svd_steerer = cached_steerer(registry, svd_id)
-            mode = "postfilter" if weights else "standard"
-            s = svd_steerer.recommend(picks, weights, float(alpha), share=share, k=int(k), modes=(mode,)).lists[mode]
-            label = {"standard": "standard", "postfilter": "postfiltered"}[mode]
-            lists["svd"] = (s.items, f"{svd_id}, {label}", s.tag_share, s.note, strength_text(s), s.status)
-        except (RegistryError, SteeringError) as e:
-            lists["svd"] = (None, "SVD baseline", float("nan"), f"unavailable: {e}", "", "")
-    elif model_id == svd_id:
-        pass
-    else:
-        lists["svd"] = (None, "SVD baseline", float("nan"), "no SVD model trained on this data set", "", "")
+            result = steerer.recommend(picks, weights, float(alpha), share=share, k=int(k))
+        except SteeringError as e:
+            st.error(f"{e}")
+            st.stop()
+        if "tune" in result.lists:  # the Latent space page marks the tuned point the dial chose
+            remember_tuned_alpha(result.lists["tune"].alpha)
 
-    if result.cold_start == "popularity":
-        st.info(
-            f"Nothing picked and no tags: every column shows the most popular {noun}s. Pick a few {noun}s you like."
-        )
-    elif result.cold_start == "tags":
-        st.info(f"No {noun}s picked: the tuned columns start from the average listener and move toward your tags.")
-    elif weights and "tune" in result.lists and result.top_item_ids("tune") == result.top_item_ids("standard"):
-        st.info(
-            f"Tuning moves you from the tag mix of your picks toward the chosen tags; your {noun}s already carry "
-            "that mix, so the tuned list equals the standard one. Choose a tag your picks lack to see it move."
-        )
+        lists = {
+            m: (lst.items, lst.label, lst.tag_share, lst.note, strength_text(lst), lst.status)
+            for m, lst in result.lists.items()
+        }
+        svd_id = svd_partner(statuses, fp)
+        if svd_id and svd_id != model_id:
+            try:
+                svd_steerer = cached_steerer(registry, svd_id)
+                mode = "postfilter" if weights else "standard"
+                s = svd_steerer.recommend(picks, weights, float(alpha), share=share, k=int(k), modes=(mode,))
+                s = s.lists[mode]
+                label = {"standard": "standard", "postfilter": "postfiltered"}[mode]
+                lists["svd"] = (s.items, f"{svd_id}, {label}", s.tag_share, s.note, strength_text(s), s.status)
+            except (RegistryError, SteeringError) as e:
+                lists["svd"] = (None, "SVD baseline", float("nan"), f"unavailable: {e}", "", "")
+        elif model_id == svd_id:
+            pass
+        else:
+            lists["svd"] = (None, "SVD baseline", float("nan"), "no SVD model trained on this data set", "", "")
 
-    chosen_set = set(weights)
-
-    def render(df, tags_on: set[str]) -> str:
-        rows = []
-        for r in df.itertuples(index=False):
-            tag_txt = ", ".join(f"<b>{html.escape(t)}</b>" if t in tags_on else html.escape(t) for t in r.tags[:4])
-            style = "background:#fff3cd;" if r.on_target else ""
-            rows.append(
-                f"<li style='{style}padding:2px 4px;border-radius:4px;margin-bottom:2px'>"
-                f"<span style='font-weight:600'>{html.escape(str(r.title))}</span><br>"
-                f"<span style='color:#555'>{html.escape(str(r.artist))}</span><br>"
-                f"<span style='font-size:0.8em;color:#777'>{tag_txt}</span></li>"
+        if result.cold_start == "popularity":
+            st.info(
+                f"Nothing picked and no tags: every column shows the most popular {noun}s. Pick a few {noun}s you like."
             )
-        return "<ol style='padding-left:1.4em;margin:0'>" + "".join(rows) + "</ol>"
+        elif result.cold_start == "tags":
+            st.info(f"No {noun}s picked: the tuned columns start from the average listener and move toward your tags.")
+        elif weights and "tune" in result.lists and result.top_item_ids("tune") == result.top_item_ids("standard"):
+            st.info(
+                f"Tuning moves you from the tag mix of your picks toward the chosen tags; your {noun}s already "
+                "carry that mix, so the tuned list equals the standard one. Choose a tag your picks lack to see it "
+                "move."
+            )
 
-    cols = st.columns(len(COLUMNS))
-    for col, (mode, title) in zip(cols, COLUMNS.items(), strict=True):
-        with col:
-            st.subheader(title)
+        chosen_set = frozenset(weights)
+        cols = st.columns(len(COLUMNS))
+        for col, (mode, title) in zip(cols, COLUMNS.items(), strict=True):
             if mode in result.unavailable:
-                st.caption(f"Not available for {model_id}: {result.unavailable[mode]}.")
-                continue
-            if mode not in lists:
-                st.caption("This model is the SVD baseline: see the Standard column.")
-                continue
-            df, label, got, note, strength, status = lists[mode]
-            if df is None:
-                st.caption(note)
-                continue
-            st.metric(
-                "tag share",
-                "–" if got != got else f"{got:.0%}",
-                delta=off_dial_text(got, share, int(k)) if mode != "standard" else None,
-                delta_color="off",
-                help="share of the list carrying a chosen tag",
-            )
-            if weights and mode != "standard":
-                st.caption(("⚠ " if status == "ceiling" else "") + strength)
-            if label.lower() not in ("standard", "postfiltered", "tuned", "tune+post"):
-                st.caption(label)
-            if note:
-                st.caption(note)
-            st.html(render(df, chosen_set))
+                block = column_html(
+                    title, mode, captions=(f"Not available for {model_id}: {result.unavailable[mode]}.",)
+                )
+            elif mode not in lists:
+                block = column_html(title, mode, captions=("This model is the SVD baseline: see the Standard column.",))
+            elif lists[mode][0] is None:
+                block = column_html(title, mode, captions=(lists[mode][3],))
+            else:
+                df, label, got, note, strength, status = lists[mode]
+                captions = []
+                if weights and mode != "standard":
+                    captions.append(("⚠ " if status == "ceiling" else "") + strength)
+                if label.lower() not in ("standard", "postfiltered", "tuned", "tune+post"):
+                    captions.append(label)
+                if note:
+                    captions.append(note)
+                block = column_html(
+                    title,
+                    mode,
+                    captions=tuple(captions),
+                    share=float(got),
+                    delta=off_dial_text(got, share, int(k)) if mode != "standard" else None,
+                    status=status,
+                    rows=rows_of(df),
+                    chosen=chosen_set,
+                )
+            col.html(block)
 
-    st.download_button(
-        "Download the lists (CSV)",
-        lambda: results_csv({COLUMNS[m]: v[0] for m, v in lists.items() if v[0] is not None}),  # built on click
-        file_name=f"recommendations_{model_id}.csv",
-        mime="text/csv",
-        icon=":material/download:",
-    )
+        st.download_button(
+            "Download the lists (CSV)",
+            lambda: results_csv({COLUMNS[m]: v[0] for m, v in lists.items() if v[0] is not None}),  # built on click
+            file_name=f"recommendations_{model_id}.csv",
+            mime="text/csv",
+            icon=":material/download:",
+        )
+
+    steer_and_show()

@@ -679,11 +679,15 @@ def train_small_model(registry: Registry, family: str, epochs: int | None, progr
 
 
 @contextlib.contextmanager
-def page_guard(page: str):
+def page_guard(page: str, *, marker: bool = True):
     """Wrap a page's body: an unexpected error becomes a message with what to try, never a traceback.
 
     ``st.stop`` / reruns pass through (they are not ``Exception``). The error is logged in full.
+    ``marker``: end a body that ran to its end (or stopped, or failed) with :func:`render_marker`; a
+    run interrupted by a rerun writes none.
     """
+    from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+
     try:
         yield
     except Exception as e:
@@ -694,6 +698,29 @@ def page_guard(page: str):
             f"Something went wrong on this page ({type(e).__name__}: {e}). Reload the page; if it persists, "
             f"check the models on the **Models** page or rebuild them with `{BUILD_COMMAND}`."
         )
+    except StopException:
+        if marker:
+            render_marker(page)
+        raise
+    if marker:
+        render_marker(page)
+
+
+#: Session key of the number of finished page runs (:func:`render_marker`).
+_RENDERED = "_recsys_rendered_runs"
+
+
+def render_marker(page: str) -> None:
+    """The run's last element: an invisible ``<span class="recsys-rendered" data-page=.. data-run=N>``,
+    N counting this session's finished page (and fragment) runs.
+
+    Streamlit delivers a run's elements in order, so a browser that shows run N's marker shows
+    everything run N wrote before it: the browser tests wait for a number they have not seen yet
+    (``tests/browser/helpers.py``).
+    """
+    n = int(st.session_state.get(_RENDERED, 0)) + 1
+    st.session_state[_RENDERED] = n
+    st.html(f"<span class='recsys-rendered' data-page='{page}' data-run='{n}' hidden></span>")
 
 
 # ---- Latent space ---------------------------------------------------------------------------------

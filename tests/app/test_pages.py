@@ -127,17 +127,43 @@ def test_compare_page_ranks_by_ndcg(run_page, built_registry: Path) -> None:
 
 
 # ---- Recommend: steering ------------------------------------------------------------------------
+def _columns(at) -> dict[str, dict]:
+    """The Recommend page's columns (one HTML block each, recsys.list_view), by title, in page order:
+    ``share`` (the tag share as shown: "45%" or "–"; None without one), ``status``, ``captions``, ``songs``."""
+    out = {}
+    for h in at.get("html"):
+        body = h.proto.body
+        head = re.match(r"<div class='rec-col' data-mode='([^']*)' data-status='([^']*)' data-share='([^']*)'>", body)
+        if not head:
+            continue
+        title = html.unescape(re.search(r"<h3[^>]*>([^<]*)</h3>", body).group(1))
+        share = re.search(r"<p class='rec-share'[^>]*>([^<]*)</p>", body)
+        shown = share.group(1) if share else None
+        assert head.group(3) == ("" if shown in (None, "–") else shown.rstrip("%")), body[:300]  # the attribute
+        captions = [html.unescape(c) for c in re.findall(r"<p class='rec-(?:caption|delta)'[^>]*>([^<]*)</p>", body)]
+        out[title] = {"mode": head.group(1), "status": head.group(2), "share": shown, "captions": captions}
+        out[title]["songs"] = _songs_in(body)
+    return out
+
+
+def _captions(at) -> list[str]:
+    """Every caption: the page's own and each column's (strength, label, notes, distance from the dial)."""
+    return [c.value for c in at.caption] + [c for col in _columns(at).values() for c in col["captions"]]
+
+
 def _shares(at) -> dict[str, str]:
-    """Tag share per column, by column title (the metric under each subheader)."""
-    titles = [h.value for h in at.subheader]
-    return dict(zip(titles, [m.value for m in at.metric], strict=False))
+    """Tag share per column, by column title (columns with a list)."""
+    return {title: col["share"] for title, col in _columns(at).items() if col["share"] is not None}
+
+
+def _songs_in(body: str) -> list[tuple[str, str]]:
+    pairs = re.findall(r"<span style='font-weight:600'>([^<]*)</span><br><span style='color:#555'>([^<]*)</span>", body)
+    return [(html.unescape(t), html.unescape(a)) for t, a in pairs]
 
 
 def _listed_songs(at) -> list[tuple[str, str]]:
     """(title, artist) of every listed item in every column."""
-    body = " ".join(h.proto.body for h in at.get("html"))
-    pairs = re.findall(r"<span style='font-weight:600'>([^<]*)</span><br><span style='color:#555'>([^<]*)</span>", body)
-    return [(html.unescape(t), html.unescape(a)) for t, a in pairs]
+    return _songs_in(" ".join(h.proto.body for h in at.get("html")))
 
 
 def _steered_shares(at) -> dict[str, int]:
@@ -157,14 +183,18 @@ def test_the_share_dial_sets_every_column_and_alpha_stays_by_hand(run_page, buil
     for dial in (0, 20, 40, 60, 80, 100):
         at.slider(key="rec_share").set_value(dial).run()
         assert not at.exception
-        text = _text(at)
+        text = _text(at) + "\n".join(_captions(at))
         for column, got in _steered_shares(at).items():
             if column in ("Standard", "SVD baseline"):
                 continue
             seen.setdefault(column, []).append(got)
             # on the dial (to one song of 20), or the column says why not
             assert abs(got - dial) <= 5 or "cannot reach" in text or "without steering" in text, (column, dial, got)
-        assert any("α = " in c.value for c in at.caption)  # each steered column shows its strength
+        # each steered column shows the strength it used
+        columns = _columns(at)
+        assert all(any(c.startswith(("α = ", "⚠ α = ", "step ", "⚠ step ")) for c in columns[t]["captions"])
+                   for t in ("Postfiltered", "Tuned", "Tune + post")), columns  # fmt: skip
+        assert all(columns[t]["status"] in ("reached", "ceiling", "floor") for t in ("Postfiltered", "Tuned"))
     assert set(seen) >= {"Postfiltered", "Tuned", "Tune + post"}
     for column, got in seen.items():
         assert got == sorted(got), (column, got)  # never falls as the dial rises
@@ -201,7 +231,7 @@ def test_switching_to_a_non_latent_model_keeps_picks_and_explains(run_page, buil
     at.selectbox(key="rec_model").set_value("ease-synthetic").run()
     assert not at.exception
     assert at.multiselect[0].value == picks
-    assert any("needs a latent model" in c.value for c in at.caption)
+    assert any("needs a latent model" in c for c in _captions(at))
 
 
 def test_the_url_reproduces_the_view(run_page, built_registry: Path, monkeypatch) -> None:

@@ -116,6 +116,17 @@ def check_no_exception(page, name: str) -> None:
 
 
 def column_shares(page) -> list[int]:
-    """The tag share metric of each Recommend column, in page order (percent)."""
-    values = page.locator("[data-testid='stMetricValue']").all_inner_texts()
-    return [int(v.strip().rstrip("%")) for v in values if v.strip().endswith("%")]
+    """The tag share each Recommend column shows, in page order (percent; columns without one are skipped).
+
+    Each column is one HTML block (recsys/list_view.py); its ``data-share`` attribute must say the same.
+    """
+    cols = page.locator("[data-testid='stHtml'] .rec-col")
+    out = []
+    for i in range(cols.count()):
+        shown = cols.nth(i).locator(".rec-share")
+        if not shown.count() or not shown.inner_text().strip().endswith("%"):
+            continue
+        value = int(shown.inner_text().strip().rstrip("%"))
+        assert cols.nth(i).get_attribute("data-share") == str(value)
+        out.append(value)
+    return out
