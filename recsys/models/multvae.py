@@ -71,12 +71,24 @@ class VAENet(nn.Module):
             h = self.encoder(self.input_dropout(nn.functional.normalize(x, dim=-1)))
         return h[:, : self.latent_dim], h[:, self.latent_dim :]
 
-    def _sparse_first_layer(self, x: SparseBatch) -> torch.Tensor:
-        """The first encoder layer on the non-zeros: L2 row norm and dropout on the values, sparse mm."""
+    def _sparse_first_layer(
+        self, x: SparseBatch, columns: torch.Tensor | None = None, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The first encoder layer on the non-zeros: L2 row norm and dropout on the values, sparse mm.
+
+        ``columns``/``weight`` (training with row updates): the batch's items renumbered 0..m-1 and
+        the first layer's weight columns of those m items, so the gradient is (hidden, m), not
+        (hidden, n_items).
+        """
         sq = torch.zeros(x.shape[0], dtype=x.values.dtype, device=x.values.device).index_add(0, x.rows, x.values**2)
         values = self.input_dropout(x.values / sq.sqrt().clamp_min(1e-12)[x.rows])
         first = self.encoder[0]
-        return torch.sparse.mm(x.with_values(values), first.weight.T) + first.bias
+        if weight is None:
+            return torch.sparse.mm(x.with_values(values), first.weight.T) + first.bias
+        xs = torch.sparse_coo_tensor(
+            torch.stack([x.rows, columns]), values, (x.shape[0], weight.shape[1]), check_invariants=False
+        )
+        return torch.sparse.mm(xs, weight.T) + first.bias
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior mean mu (batch, latent_dim): the latent point of a history."""
@@ -123,6 +135,12 @@ class MultVAE(TorchLatentRecommender):
     sparse_input : bool or None
         Feed the encoder the non-zeros only (``torch.sparse.mm``); None = on for the sampled
         softmax or from 20k items.
+    row_updates : bool or None
+        With the sampled softmax: the two item-wide matrices (the encoder's first layer, the output
+        layer) get gradients and Adam updates only in the rows of the batch's items and negatives
+        ("lazy" Adam: an untouched row keeps its weights and moments), so a step costs O(touched
+        items x hidden) instead of O(n_items x hidden); the other layers use Adam as usual. None =
+        on for the sampled softmax from 20k items, on one process (``--ddp`` averages full gradients).
     focal_gamma : float
         gamma of the focal loss.
     pos_weight : float
@@ -162,6 +180,7 @@ class MultVAE(TorchLatentRecommender):
         n_negatives: int = 2000,
         sample_power: float = 1.0,
         sparse_input: bool | None = None,
+        row_updates: bool | None = None,
         focal_gamma: float = 2.0,
         pos_weight: float = 50.0,
         beta_max: float = 0.2,
@@ -183,6 +202,7 @@ class MultVAE(TorchLatentRecommender):
         self.n_negatives = n_negatives
         self.sample_power = sample_power
         self.sparse_input = sparse_input
+        self.row_updates = row_updates
         self.focal_gamma = focal_gamma
         self.pos_weight = pos_weight
         self.beta_max = beta_max
@@ -210,6 +230,15 @@ class MultVAE(TorchLatentRecommender):
             raise ValueError(f"n_negatives must be >= 1, got {self.n_negatives}")
         if not self.sample_power >= 0:
             raise ValueError(f"sample_power must be >= 0, got {self.sample_power}")
+
+    def _use_row_updates(self) -> bool:
+        from .torch_utils import distributed_world
+
+        if self.loss != "sampled_softmax" or distributed_world()[1] > 1:
+            return False
+        if self.row_updates is not None:
+            return bool(self.row_updates)
+        return int(self.n_items_) >= SPARSE_INPUT_FROM_ITEMS
 
     def _use_sparse_input(self) -> bool:
         if self.sparse_input is not None:
@@ -303,7 +332,11 @@ class MultVAE(TorchLatentRecommender):
         sampled = self.loss == "sampled_softmax"
         draw = self._negative_sampler(x) if sampled else None
         net = self.module_
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        rowwise = sampled and self._use_row_updates()
+        if rowwise:
+            opt = _RowAdam(net, lr=self.lr, weight_decay=self.weight_decay)
+        else:
+            opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         anneal = self.total_anneal_steps
         if anneal is None:
             anneal = int(self.epochs) * math.ceil(x.shape[0] / int(self.batch_size))
@@ -313,10 +346,12 @@ class MultVAE(TorchLatentRecommender):
             if not sampled:
                 logits, mu, logvar = net(batch)
                 return recon(logits, batch.dense() if sparse else batch), mu, logvar
+            negs, log_exp, accidental = draw(batch)
+            if rowwise:
+                return opt.sampled_loss(batch, negs, log_exp, accidental)
             z, mu, logvar = net.sample_z(batch)
             hidden = net.decoder[:-1](z)
             out = net.decoder[-1]
-            negs, log_exp, accidental = draw(batch)
             loss = sampled_softmax_loss(
                 hidden, out.weight, out.bias, batch.rows, batch.cols, batch.values, negs, log_exp, accidental
             )
@@ -353,3 +388,74 @@ class MultVAE(TorchLatentRecommender):
             extra_metrics=epoch_stats,
             make_batch=(lambda m, rows: csr_to_sparse_batch(m, self.device_, rows)) if sparse else None,
         )
+
+
+class _RowAdam:
+    """Adam for a VAENet whose item-wide matrices are updated only in the rows a step touches.
+
+    ``sampled_loss(batch, negatives, ...)`` runs the forward pass on leaf copies of the touched
+    columns of ``encoder[0].weight`` (the batch's items) and rows of ``decoder[-1]`` (items and
+    negatives) and keeps them; ``step()`` applies Adam to those rows with per-row moments (bias
+    correction by the global step, as TensorFlow's LazyAdam) and plain ``torch.optim.Adam`` to every
+    other parameter. Same interface as an optimizer for :func:`train_epochs` (``zero_grad``, ``step``).
+    """
+
+    def __init__(self, net: VAENet, *, lr: float, weight_decay: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.net = net
+        self.enc_w, self.dec_w, self.dec_b = net.encoder[0].weight, net.decoder[-1].weight, net.decoder[-1].bias
+        big = {id(self.enc_w), id(self.dec_w), id(self.dec_b)}
+        self.dense = torch.optim.Adam(
+            [p for p in net.parameters() if id(p) not in big], lr=lr, weight_decay=weight_decay
+        )
+        self.lr, self.weight_decay, self.betas, self.eps = float(lr), float(weight_decay), betas, eps
+        self.moments = {id(p): (torch.zeros_like(p), torch.zeros_like(p)) for p in (self.enc_w, self.dec_w, self.dec_b)}
+        self.t = 0
+        self.touched: list[tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]] = []
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.dense.zero_grad(set_to_none=set_to_none)
+        self.touched = []
+
+    def sampled_loss(self, batch: SparseBatch, negatives, log_expected, accidental):
+        """(sampled softmax, mu, logvar) through leaf copies of the touched item rows."""
+        net = self.net
+        enc_items, enc_cols = torch.unique(batch.cols, return_inverse=True)
+        enc_sub = self.enc_w.detach().index_select(1, enc_items).requires_grad_()
+        h = net.encoder[1:](net._sparse_first_layer(batch, enc_cols, enc_sub))
+        mu, logvar = h[:, : net.latent_dim], h[:, net.latent_dim :]
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        hidden = net.decoder[:-1](z)
+        dec_items, where = torch.unique(torch.cat([batch.cols, negatives]), return_inverse=True)
+        w_sub = self.dec_w.detach().index_select(0, dec_items).requires_grad_()
+        b_sub = self.dec_b.detach().index_select(0, dec_items).requires_grad_()
+        nnz = batch.cols.shape[0]
+        loss = sampled_softmax_loss(
+            hidden, w_sub, b_sub, batch.rows, where[:nnz], batch.values, where[nnz:], log_expected, accidental
+        )
+        self.touched = [
+            (self.enc_w, 1, enc_items, enc_sub),
+            (self.dec_w, 0, dec_items, w_sub),
+            (self.dec_b, 0, dec_items, b_sub),
+        ]
+        return loss, mu, logvar
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.dense.step()
+        self.t += 1
+        b1, b2 = self.betas
+        c1, c2 = 1 - b1**self.t, 1 - b2**self.t
+        for param, dim, idx, leaf in self.touched:
+            if leaf.grad is None:
+                continue
+            g = leaf.grad
+            if self.weight_decay:
+                g = g + self.weight_decay * leaf.detach()
+            m_all, v_all = self.moments[id(param)]
+            m = m_all.index_select(dim, idx).mul_(b1).add_(g, alpha=1 - b1)
+            v = v_all.index_select(dim, idx).mul_(b2).addcmul_(g, g, value=1 - b2)
+            m_all.index_copy_(dim, idx, m)
+            v_all.index_copy_(dim, idx, v)
+            update = (m / c1) / ((v / c2).sqrt_().add_(self.eps))
+            param.index_copy_(dim, idx, leaf.detach() - self.lr * update)
+        self.touched = []

@@ -50,14 +50,45 @@ def test_fixed_anneal_steps_caps_beta() -> None:
 
 
 class TestSampledSoftmaxMultVAEContract(RecommenderContract):
-    """The sampled softmax with sparse input passes the same contract (registry round trip included)."""
+    """The sampled softmax with sparse input and row-wise (lazy) Adam updates passes the same contract
+    (registry round trip included)."""
 
     def make_model(self) -> MultVAE:
-        return small_vae(loss="sampled_softmax", n_negatives=60)
+        return small_vae(loss="sampled_softmax", n_negatives=60, row_updates=True)
 
     def test_trained_sparse_and_sampled(self, model: MultVAE) -> None:
-        assert model._use_sparse_input() and model.score_kind == "softmax"
+        assert model._use_sparse_input() and model._use_row_updates() and model.score_kind == "softmax"
         assert model.get_params()["n_negatives"] == 60
+
+
+def test_row_updates_move_only_touched_rows() -> None:
+    import torch
+
+    from recsys.models.multvae import _RowAdam
+    from recsys.models.torch_utils import csr_to_sparse_batch
+
+    split = contract_split()
+    x = split.train.binary()
+    model = small_vae(loss="sampled_softmax", n_negatives=20, dropout=0.0)
+    model.n_items_, model.device_ = x.shape[1], torch.device("cpu")
+    model.module_ = model._build_module()
+    net = model.module_
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    opt = _RowAdam(net, lr=1e-2, weight_decay=0.0)
+    batch = csr_to_sparse_batch(x, None, np.arange(8))
+    negs, log_exp, accidental = model._negative_sampler(x)(batch)
+    opt.zero_grad()
+    loss, _, _ = opt.sampled_loss(batch, negs, log_exp, accidental)
+    loss.backward()
+    opt.step()
+    after = net.state_dict()
+    items = np.unique(batch.cols.numpy())
+    out_rows = np.unique(np.r_[items, negs.numpy()])
+    moved_in = (after["encoder.0.weight"] != before["encoder.0.weight"]).any(0).numpy()
+    moved_out = (after["decoder.2.weight"] != before["decoder.2.weight"]).any(1).numpy()
+    assert set(np.flatnonzero(moved_in)) == set(items)
+    assert set(np.flatnonzero(moved_out)) == set(out_rows)
+    assert (after["encoder.2.weight"] != before["encoder.2.weight"]).any()  # the dense layers move too
 
 
 def test_sparse_input_encodes_like_dense_input() -> None:
