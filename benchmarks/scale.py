@@ -279,6 +279,24 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def accuracy_table(acc: dict) -> str:
+    rows = acc["rows"]
+    full = rows[0]["ndcg@100"]
+    lines = [
+        f"Sampled vs full softmax on the demo catalogue ({acc['n_items']:,} songs, {acc['n_train_users']:,} training "
+        "users; same split, same run, early stopping on validation NDCG@100):",
+        "",
+        "| model | NDCG@100 | vs full | Recall@20 | best epoch / run | fit CPU s | fit wall s | load avg |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['ndcg@100']:.4f} | {100 * (r['ndcg@100'] / full - 1):+.1f} % | {r['recall@20']:.4f} "
+            f"| {r['best_epoch']} / {r['epochs_run']} | {r['fit_cpu_s']:.0f} | {r['fit_wall_s']:.0f} | {r['load']} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="20k,100k,400k")
@@ -288,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json-dir", default=str(ROOT / ".cache" / "scale"))
     p.add_argument("--force", action="store_true")
     p.add_argument("--out", help="write the markdown result here")
+    p.add_argument("--notes", help="a markdown file of notes to put under the tables")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--accuracy", action="store_true", help="sampled vs full softmax on the demo catalogue")
     p.add_argument("--negatives", type=int, default=1000)
@@ -303,12 +322,17 @@ def main(argv: list[str] | None = None) -> int:
         (Path(args.json_dir) / "accuracy.json").write_text(json.dumps(out, indent=1))
         return 0
     rows = [r for s in args.sizes.split(",") if (r := run_worker(s.strip(), args)) is not None]
-    print(table(rows))
+    text = table(rows)
+    acc_path = Path(args.json_dir) / "accuracy.json"
+    if acc_path.exists():
+        text += "\n\n" + accuracy_table(json.loads(acc_path.read_text()))
+    print(text)
     if args.out:
         from recsys.benchmarking import write_result
 
-        write_result(args.out, title="Catalogue scale: Multi-VAE with the sampled softmax", table=table(rows),
-                     argv=["python", *sys.argv], notes="")  # fmt: skip
+        notes = Path(args.notes).read_text() if args.notes else ""
+        write_result(args.out, title="Catalogue scale: Multi-VAE with the sampled softmax", table=text,
+                     argv=["python", *sys.argv], notes=notes)  # fmt: skip
     return 0
 
 
