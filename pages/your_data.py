@@ -23,6 +23,7 @@ from recsys.jobs import (
     DEFAULT_JOB_FAMILIES,
     FINISHED,
     JOB_FAMILIES,
+    JOB_FAMILY_NOTES,
     JobError,
     active_job,
     cancel_job,
@@ -126,7 +127,13 @@ with page_guard("your_data"):
         )
         cols = st.columns([2, 1])
         families = cols[0].multiselect(
-            "Families", list(JOB_FAMILIES), default=list(DEFAULT_JOB_FAMILIES), key="ud_families"
+            "Families",
+            list(JOB_FAMILIES),
+            default=list(DEFAULT_JOB_FAMILIES),
+            key="ud_families",
+            format_func=lambda f: JOB_FAMILY_NOTES[f][0],
+            help="Latent families can be tuned (steered in their latent space); every model can be postfiltered.\n\n"
+            + "\n".join(f"- **{title}**: {what}" for title, what in JOB_FAMILY_NOTES.values()),
         )
         epochs = cols[1].slider("Epochs at most (neural families)", 2, 100, 20, key="ud_epochs")
         have = set(registry.ids())
@@ -154,7 +161,7 @@ with page_guard("your_data"):
                 st.session_state.ud_job = job.name
                 st.rerun()
         if running is not None:
-            st.caption("One training job at a time: this one trains while the job below runs.")
+            st.caption("Train is off while the job below runs: one training job at a time.")
 
     # ---- 3. the job -----------------------------------------------------------------------------
     jobs = list_jobs(root)

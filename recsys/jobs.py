@@ -40,6 +40,19 @@ from .io import atomic_write_text
 #: and SVD, which the Recommend page shows next to every model).
 JOB_FAMILIES = ("multvae", "ease", "svd", "popularity", "dlae", "mlp", "recvae", "autoencoder", "flow")
 DEFAULT_JOB_FAMILIES = ("multvae", "ease", "svd", "popularity")
+#: Each family's name and what it is, for the page's chooser.
+JOB_FAMILY_NOTES = {
+    "multvae": ("Multi-VAE", "variational autoencoder, latent (seconds to minutes)"),
+    "ease": ("EASE", "the linear yardstick (seconds; up to 30k items)"),
+    "svd": ("SVD", "the baseline column on Recommend"),
+    "popularity": ("Popularity", "most popular first, the floor"),
+    "dlae": ("DLAE", "low-rank linear autoencoder, latent (seconds; up to ~20k items)"),
+    "mlp": ("MLP", "MLP autoencoder, latent"),
+    "recvae": ("RecVAE", "VAE with a composite prior, latent (slower)"),
+    "autoencoder": ("Autoencoder", "denoising autoencoder, latent"),
+    "flow": ("Flow", "normalising flow with a Gaussian latent (slower)"),
+}
+
 #: Seconds a cancelled runner gets to stop on SIGTERM before a second cancel kills it.
 CANCEL_GRACE_S = 10.0
 

@@ -160,3 +160,11 @@ def test_a_runner_that_ignores_the_cancel_is_killed_after_the_grace_period(
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_every_offered_family_has_a_template_and_a_note() -> None:
+    from recsys.training import list_templates
+
+    assert set(jobs.JOB_FAMILIES) <= set(list_templates())
+    assert set(jobs.JOB_FAMILY_NOTES) == set(jobs.JOB_FAMILIES)
+    assert set(jobs.DEFAULT_JOB_FAMILIES) <= set(jobs.JOB_FAMILIES)

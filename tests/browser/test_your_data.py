@@ -9,6 +9,7 @@ where every steered column meets the dial. Screenshots of each step go where the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,7 @@ def test_upload_train_steer(chromium: Path, screenshot_dir: Path, tmp_path: Path
             n = runs(page)
             page.get_by_role("button", name="Train", exact=True).click()
             page.get_by_role("heading", name="3. Training job").wait_for(timeout=TIMEOUT_MS)
+            main.get_by_text(re.compile(f"^(Training|Finished): {NAME}")).wait_for(timeout=TRAIN_TIMEOUT_MS)
             page.screenshot(path=str(screenshot_dir / "your_data_training.png"), full_page=True)
             main.get_by_text(f"Finished: {NAME}").wait_for(timeout=TRAIN_TIMEOUT_MS)
             page.get_by_role("heading", name="4. Steer it").wait_for(timeout=TIMEOUT_MS)
