@@ -716,7 +716,9 @@ def render_marker(page: str) -> None:
 
     Streamlit delivers a run's elements in order, so a browser that shows run N's marker shows
     everything run N wrote before it: the browser tests wait for a number they have not seen yet
-    (``tests/browser/helpers.py``).
+    (``tests/browser/helpers.py``). :func:`page_guard` writes it at the end of a page; a fragment's
+    rerun does not run the page, so a fragment's body runs under its own ``page_guard`` too (the
+    Recommend page's), or the tests' wait after a move inside it never ends.
     """
     n = int(st.session_state.get(_RENDERED, 0)) + 1
     st.session_state[_RENDERED] = n
