@@ -1,0 +1,549 @@
+"""What a person feels when they move a slider: slider -> updated page in headless Chromium.
+
+    python benchmarks/browser_latency.py --registry /tmp/demo_reg --big-registry /tmp/bl/reg20k \\
+        --out benchmarks/results/browser_latency.md
+
+For each registry, one freshly started ``streamlit run app.py`` server and one headless Debian
+chromium (``/usr/bin/chromium``, driven by Playwright, as in ``tests/browser``):
+
+1. **The page.** The Recommend page opens from a link with a person in its query parameters (the first
+   stored held-out listener and the tag their picks lack, :func:`recsys.app_support.demo_person`, on
+   the model the page offers first; dial at 40 %). The Latent space page opens from a link with the same
+   person; its trajectory slider (labelled :data:`MAP_ALPHA_LABEL`, else the first slider outside an
+   expander), if it has one, is what is moved there.
+2. **A move.** The slider's thumb has the focus and gets one ``ArrowRight`` (or ``ArrowLeft``) key
+   press: one step (5 % on the dial). An init script in the page notes the key event's time and the time of
+   every DOM mutation outside the sliders (a ``MutationObserver`` on the whole document); the move is
+   over when a script run that started after the key press has finished (``stApp``'s
+   ``data-test-script-state`` back to ``notRunning``), no element is stale, the DOM
+   has been still for ``--quiet-ms`` and the page's content (the text outside the sliders and the
+   map's small traces) differs from before the move. **Slider -> updated page** is the last
+   mutation's time minus the key event's time. ``--moves`` moves go right then left (40 -> 80 -> 40 %
+   on the dial), after two moves of warm-up that are not counted; a move that changes nothing on the
+   page (a ceiling) is not counted and is reported.
+3. **Server time of the same move.** The server runs in a wrapper (``--serve``, this file) that
+   times Streamlit's script thread (``ScriptRunner._run_script``: ``app.py`` + the page, or a fragment)
+   into a log, wall clock and thread CPU; nothing in the app changes for it. Each move's **server
+   time** is the script runs that started between the key press and the last mutation, from their
+   start to the end of the script (``_on_script_finished``: the "finished" message is sent there);
+   **post-run cleanup** is what Streamlit does after that on the same thread (a full
+   ``gc.collect`` unless ``runner.postScriptGC`` is off); **key -> run start** is the browser's event
+   handling and the websocket, **script end -> last change** the last deltas' delivery and the
+   browser's rendering. ``--profile FILE`` writes a cProfile of the servers' script runs.
+
+Also reported: the page's size (DOM elements in the main area, page height in px). ``uptime``'s load
+is recorded before and after each page's moves: the server and chromium share the machine's cores
+with whatever else runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import urllib.parse  # noqa: E402
+import urllib.request  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+VIEWPORT = {"width": 1400, "height": 1300}  # as the browser test
+SHARE_LABEL = "Share of the list with your tags"
+#: The Latent space page's trajectory slider (pages/latent_space.py ALPHA_LABEL); else its first slider
+#: outside an expander.
+MAP_ALPHA_LABEL = "Tuning strength α on the map"
+TIMEOUT_MS = 60_000
+#: ``--profile FILE`` reaches the server through this variable: a cProfile of every script run, all runs together.
+PROFILE_ENV = "BROWSER_LATENCY_PROFILE"
+GOAL_MEDIAN_MS, GOAL_P95_MS, GOAL_RATIO = 150.0, 250.0, 2.0
+
+#: Installed in every document before the app's own scripts: the key press, DOM mutations outside the
+#: sliders, and the script runs that finished (stApp's data-test-script-state back to notRunning).
+_WATCH_JS = """
+(() => {
+  if (window.__bench) return;
+  const b = (window.__bench = { finished: 0, started: 0, lastChange: performance.now(), input: null });
+  const ATTR = "data-test-script-state";
+  document.addEventListener("keydown", (e) => { b.input = e.timeStamp; }, true);
+  new MutationObserver((records) => {
+    const states = [];
+    for (const r of records) {
+      if (r.type === "attributes" && r.attributeName === ATTR) { states.push(r.oldValue); continue; }
+      const el = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+      if (el && el.closest && el.closest("[data-testid='stSlider']")) continue;
+      b.lastChange = performance.now();
+    }
+    if (!states.length) return;
+    const app = document.querySelector("[data-testid='stApp']");
+    states.push(app ? app.getAttribute(ATTR) : null);
+    for (let i = 1; i < states.length; i++) {
+      if (states[i] === "notRunning" && states[i - 1] !== "notRunning") b.finished += 1;
+      if (states[i] === "running" && states[i - 1] !== "running") b.started += 1;
+    }
+  }).observe(document, {
+    subtree: true, childList: true, attributes: true, characterData: true, attributeOldValue: true,
+  });
+})();
+"""
+
+#: A hash of what the page shows outside the sliders: element text, and the map's small traces.
+_SIGNATURE_JS = """
+() => {
+  const main = document.querySelector("[data-testid='stMain']");
+  if (!main) return "";
+  const parts = [];
+  for (const el of main.querySelectorAll("[data-testid='stElementContainer']")) {
+    if (el.querySelector("[data-testid='stSlider']")) continue;
+    parts.push(el.innerText);
+    for (const f of el.querySelectorAll("iframe")) parts.push(f.srcdoc || "");
+  }
+  for (const gd of main.querySelectorAll(".js-plotly-plot")) {
+    for (const t of gd.data || []) {
+      if (t.x && t.x.length < 200) parts.push(JSON.stringify([t.name, Array.from(t.x), Array.from(t.y || [])]));
+    }
+  }
+  const s = parts.join("\\u0001");
+  let h = 0;
+  for (let i = 0; i < s.length; i++) h = (Math.imul(31, h) + s.charCodeAt(i)) | 0;
+  return `${s.length}:${h}`;
+}
+"""
+
+_SETTLED_JS = """([finished, quiet, before]) => {
+  const b = window.__bench;
+  const app = document.querySelector("[data-testid='stApp']");
+  if (!b || !app || b.finished <= finished || app.getAttribute("data-test-script-state") !== "notRunning") return false;
+  if (document.querySelector("[data-testid='stElementContainer'][data-stale='true']")) return false;
+  if (performance.now() - b.lastChange < quiet) return false;
+  return before === null || (SIGNATURE)() !== before;
+}""".replace("SIGNATURE", _SIGNATURE_JS)
+
+_SIZE_JS = """
+() => {
+  const main = document.querySelector("[data-testid='stMain']");
+  return {
+    elements: main ? main.getElementsByTagName("*").length : 0,
+    containers: main ? main.querySelectorAll("[data-testid='stElementContainer']").length : 0,
+    height: document.scrollingElement ? document.scrollingElement.scrollHeight : 0,
+    main_height: main ? Math.round(main.scrollHeight) : 0,
+  };
+}
+"""
+
+
+# ---- the server, with its script thread timed ------------------------------------------------------
+def _serve_main(timing_log: str, streamlit_args: list[str]) -> None:
+    """``--serve``: time every script run (wall from/to, thread CPU) into ``timing_log``, then run streamlit."""
+    from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
+
+    original, on_finished = ScriptRunner._run_script, ScriptRunner._on_script_finished
+    finished_at: list[float] = []  # when each run's script ended (before Streamlit's post-run cleanup)
+    sink = open(timing_log, "a", buffering=1)  # open for the server's life
+    profile_to = os.environ.get(PROFILE_ENV)
+    profiler = None
+    if profile_to:
+        import cProfile
+
+        profiler = cProfile.Profile()
+
+    def finished(self, *args, **kwargs):
+        finished_at.append(time.time())
+        return on_finished(self, *args, **kwargs)
+
+    def timed(self, rerun_data):
+        finished_at.clear()
+        if profiler is not None:
+            profiler.enable()  # cProfile profiles the thread that enables it
+        t0, c0 = time.time(), time.thread_time()
+        try:
+            return original(self, rerun_data)
+        finally:
+            t1, c1 = time.time(), time.thread_time()
+            if profiler is not None:
+                profiler.disable()
+            fragment = bool(getattr(rerun_data, "fragment_id_queue", None) or getattr(rerun_data, "fragment_id", None))
+            script_end = finished_at[-1] if finished_at else t1
+            row = {"start": 1000 * t0, "script_end": 1000 * script_end, "end": 1000 * t1, "cpu": 1000 * (c1 - c0)}
+            sink.write(json.dumps(row | {"fragment": fragment}) + "\n")
+            if profiler is not None:
+                profiler.dump_stats(profile_to)
+
+    ScriptRunner._run_script = timed
+    ScriptRunner._on_script_finished = finished
+    from streamlit.web import cli
+
+    sys.argv = ["streamlit", "run", *streamlit_args]
+    cli.main()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(registry: Path, work: Path) -> Iterator[tuple[str, Path]]:
+    """A fresh server on ``registry`` (the wrapper above); yields (url, timing log), then stops it."""
+    port = _free_port()
+    timing = work / f"timing-{port}.jsonl"
+    timing.write_text("")
+    log = work / f"streamlit-{port}.log"
+    env = {**os.environ, "RECSYS_MODELS_DIR": str(registry), "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", str(timing), "--", str(ROOT / "app.py")]
+    cmd += ["--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1"]
+    cmd += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    cmd += ["--client.toolbarMode", "minimal"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"streamlit did not start:\n{log.read_text()[-3000:]}") from None
+                time.sleep(0.5)
+        yield url, timing
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+def _runs(timing: Path) -> list[dict]:
+    return [json.loads(line) for line in timing.read_text().splitlines() if line.strip()]
+
+
+# ---- one page's moves ----------------------------------------------------------------------------
+@dataclass
+class Moves:
+    """One page's measured moves (ms)."""
+
+    browser: list[float] = field(default_factory=list)
+    server: list[float] = field(default_factory=list)
+    cleanup: list[float] = field(default_factory=list)
+    server_cpu: list[float] = field(default_factory=list)
+    to_server: list[float] = field(default_factory=list)
+    after: list[float] = field(default_factory=list)
+    runs: list[int] = field(default_factory=list)
+    fragment_runs: int = 0
+    size: dict = field(default_factory=dict)
+    load: list[str] = field(default_factory=list)
+    skipped: int = 0
+    note: str = ""
+
+
+def uptime() -> str:
+    """``uptime``'s load averages (1, 5, 15 min)."""
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def person_link(registry: Path) -> tuple[str, dict[str, str]]:
+    """The model the Recommend page offers first and a first visit's person on it, as query parameters."""
+    from recsys.app_support import demo_person, model_statuses, steerable_statuses
+    from recsys.registry import Registry
+    from recsys.steering import Steerer
+
+    reg = Registry(registry)
+    ready = steerable_statuses(model_statuses(reg))
+    datasets = sorted({s.dataset_name for s in ready})
+    dataset = "synthetic" if "synthetic" in datasets else datasets[0]
+    in_dataset = [s for s in ready if s.dataset_name == dataset]
+    neural = [s for s in in_dataset if s.family not in ("svd", "popularity", "ease")]
+    model_id = (neural or in_dataset)[0].model_id
+    loaded = reg.load(model_id)
+    picks, tags = demo_person(loaded, Steerer.from_loaded(loaded))
+    params = {"dataset": dataset, "model": model_id, "picks": ",".join(picks)}
+    params["tags"] = ",".join(f"{t}:{w:g}" for t, w in tags.items())
+    return model_id, params
+
+
+def measure(page, url: str, slider_name: str, timing: Path, *, moves: int, quiet_ms: int) -> Moves:
+    """Open ``url``, then move its slider ``moves`` times (after 2 warm-up moves); see the module docstring."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    out = Moves()
+    page.goto(url, timeout=TIMEOUT_MS)
+    main = page.locator("[data-testid='stMain']")
+    # the page's own content, then a still page (a link's first request runs app.py, then the page)
+    ready = (
+        main.get_by_role("slider", name=SHARE_LABEL) if slider_name == SHARE_LABEL else main.locator(".js-plotly-plot")
+    )
+    ready.first.wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        """(quiet) => { const b = window.__bench; const app = document.querySelector("[data-testid='stApp']");
+            return b && app && b.finished > 0 && app.getAttribute("data-test-script-state") === "notRunning"
+              && performance.now() - b.lastChange >= quiet; }""",
+        arg=1000,
+        polling=100,
+        timeout=TIMEOUT_MS,
+    )
+    if page.locator("[data-testid='stException']").count():
+        raise RuntimeError(f"the page shows a traceback: {url}")
+    slider = main.get_by_role("slider", name=slider_name)
+    if slider.count() == 0 and slider_name == MAP_ALPHA_LABEL:  # another label: the first slider outside an expander
+        slider = main.locator("[data-testid='stSlider']:not([data-testid='stExpander'] *) input[type='range']")
+    if slider.count() == 0:
+        out.note = "no slider on the page"
+        return out
+    slider = slider.first
+    out.size = page.evaluate(_SIZE_JS)
+    slider.focus()
+    lo, hi = float(slider.get_attribute("min")), float(slider.get_attribute("max"))
+    keys = ["ArrowRight", "ArrowLeft"] + ["ArrowRight"] * (moves // 2) + ["ArrowLeft"] * (moves - moves // 2)
+    out.load.append(uptime())
+    for i, key in enumerate(keys):
+        now = float(slider.input_value())
+        if key == "ArrowRight" and now >= hi:
+            key = "ArrowLeft"
+        elif key == "ArrowLeft" and now <= lo:
+            key = "ArrowRight"
+        before = page.evaluate(_SIGNATURE_JS)
+        finished = page.evaluate("() => window.__bench.finished")
+        slider.press(key)
+        args = [finished, quiet_ms]
+        page.wait_for_function(_SETTLED_JS, arg=[*args, None], polling=50, timeout=TIMEOUT_MS)
+        try:  # the run is over and the page still: wait a little longer only if nothing changed yet
+            page.wait_for_function(_SETTLED_JS, arg=[*args, before], polling=50, timeout=3000)
+        except PlaywrightTimeout:  # a move that changed nothing on the page: not a measurement
+            out.skipped += 1
+            continue
+        got = page.evaluate(
+            "() => ({input: window.__bench.input, last: window.__bench.lastChange, origin: performance.timeOrigin})"
+        )
+        if i < 2:
+            continue
+        t_in, t_last = got["origin"] + got["input"], got["origin"] + got["last"]
+        runs = [r for r in _runs(timing) if t_in - 5 <= r["start"] <= t_last]
+        out.browser.append(got["last"] - got["input"])
+        out.runs.append(len(runs))
+        out.fragment_runs += sum(r["fragment"] for r in runs)
+        if runs:
+            out.server.append(sum(r["script_end"] - r["start"] for r in runs))
+            out.cleanup.append(sum(r["end"] - r["script_end"] for r in runs))
+            out.server_cpu.append(sum(r["cpu"] for r in runs))
+            out.to_server.append(runs[0]["start"] - t_in)
+            out.after.append(t_last - runs[-1]["script_end"])
+    out.load.append(uptime())
+    if page.locator("[data-testid='stException']").count():
+        raise RuntimeError(f"the page shows a traceback after the moves: {url}")
+    return out
+
+
+def stats(ms: list[float]) -> dict:
+    if not ms:
+        return {"median": float("nan"), "p95": float("nan"), "n": 0}
+    a = np.asarray(ms, dtype=np.float64)
+    return {"median": float(np.median(a)), "p95": float(np.percentile(a, 95)), "n": len(a), "max": float(a.max())}
+
+
+def run_registry(registry: Path, work: Path, *, moves: int, quiet_ms: int, pages: list[str]) -> dict:
+    """Both pages on one registry, one server and one browser."""
+    from playwright.sync_api import sync_playwright
+
+    model_id, params = person_link(registry)
+    res: dict = {"model": model_id, "picks": len(params["picks"].split(",")), "tags": params["tags"], "pages": {}}
+    with serve(registry, work) as (url, timing), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.add_init_script(_WATCH_JS)
+            q = urllib.parse.urlencode({**params, "share": "40"})
+            if "recommend" in pages:
+                m = measure(page, f"{url}/recommend?{q}", SHARE_LABEL, timing, moves=moves, quiet_ms=quiet_ms)
+                res["pages"]["recommend"] = m.__dict__
+            if "latent_space" in pages:
+                lq = urllib.parse.urlencode({"model": model_id, "picks": params["picks"], "tags": params["tags"]})
+                m = measure(page, f"{url}/latent_space?{lq}", MAP_ALPHA_LABEL, timing, moves=moves, quiet_ms=quiet_ms)
+                res["pages"]["latent_space"] = m.__dict__
+            if errors:
+                raise RuntimeError(f"JavaScript errors in the page: {errors}")
+        finally:
+            browser.close()
+    from recsys.registry import Registry
+
+    res["items"] = int(Registry(registry).load(model_id).model.n_items_)
+    return res
+
+
+# ---- report ----------------------------------------------------------------------------------------
+def _f(s: dict) -> str:
+    return "–" if not s["n"] else f"{s['median']:.0f} / {s['p95']:.0f}"
+
+
+def table(results: dict[str, dict], before: dict | None) -> tuple[str, list[str]]:
+    head = (
+        "| registry | page | slider → updated page (ms, median / p95) | server: script run (ms) | "
+        "ratio browser / server (medians) | server: post-run cleanup (ms) | script thread CPU (ms) | "
+        "key → run start (ms) | script end → last change (ms) | moves | page: elements / height px | "
+        "load before → after |"
+    )
+    sep = "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    if before:
+        head += " before: slider → updated page (ms) | before: server (ms) | before: load |"
+        sep += "---:|---:|---|"
+    lines, verdicts = [head, sep], []
+    for reg_name, res in results.items():
+        for name, m in res["pages"].items():
+            b, s = stats(m["browser"]), stats(m["server"])
+            ratio = b["median"] / s["median"] if s["n"] else float("nan")
+            label = {"recommend": "Recommend (share dial)", "latent_space": "Latent space (trajectory)"}[name]
+            if not b["n"]:
+                lines.append(
+                    f"| {reg_name} | {label} | {m['note'] or 'no measurement'} |" + " |" * (9 + 3 * bool(before))
+                )
+                continue
+            size = m["size"]
+            skipped = f" (+{m['skipped']} unchanged)" if m["skipped"] else ""
+            row = (
+                f"| {reg_name} ({res['items']:,} items) | {label} | {_f(b)} | {_f(s)} | {ratio:.1f}x | "
+                f"{_f(stats(m['cleanup']))} | {_f(stats(m['server_cpu']))} | {_f(stats(m['to_server']))} | "
+                f"{_f(stats(m['after']))} | {b['n']}"
+                f"{skipped} | "
+                f"{size.get('elements', 0):,} / {size.get('main_height', 0):,} | {' → '.join(m['load'])} |"
+            )
+            if before:
+                old = before.get(reg_name, {}).get("pages", {}).get(name)
+                row += (
+                    f" {_f(stats(old['browser']))} | {_f(stats(old['server']))} | {old['load'][0]} |"
+                    if old and old["browser"]
+                    else f" {old['note'] if old else '–'} | | |"
+                )
+            lines.append(row)
+            if reg_name == "demo":
+                hit = b["median"] <= GOAL_MEDIAN_MS and b["p95"] <= GOAL_P95_MS and ratio <= GOAL_RATIO
+                verdicts.append(
+                    f"**{'PASS' if hit else 'MISS'}** ({label}, demo registry, load {m['load'][0]}): "
+                    f"{b['median']:.0f} ms median, {b['p95']:.0f} ms p95, {ratio:.1f}x the server's "
+                    f"{s['median']:.0f} ms (goal on an idle 2-core machine: <= {GOAL_MEDIAN_MS:.0f} / "
+                    f"{GOAL_P95_MS:.0f} ms, <= {GOAL_RATIO:.0f}x)."
+                )
+    return "\n".join(lines), verdicts
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--serve"]:
+        _serve_main(argv[1], argv[3:] if argv[2:3] == ["--"] else argv[2:])
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--registry", type=Path, required=True, help="the demo registry (python -m recsys.defaults)")
+    p.add_argument("--big-registry", type=Path, help="the 20k-item registry (see /tmp build in the notes)")
+    p.add_argument("--moves", type=int, default=16, help="measured moves per page (>= 12)")
+    p.add_argument("--quiet-ms", type=int, default=300, help="the page counts as updated after this long still")
+    p.add_argument("--pages", default="recommend,latent_space", help="comma-separated: recommend, latent_space")
+    p.add_argument("--work", type=Path, default=Path("/tmp/browser_latency"), help="server logs and timings")
+    p.add_argument("--profile", type=Path, help="write a cProfile of the servers' script runs (all of them) here")
+    p.add_argument("--json", type=Path, help="also write the numbers as JSON")
+    p.add_argument("--report-only", type=Path, help="measure nothing: report the numbers of this earlier --json")
+    p.add_argument("--before", type=Path, help="JSON of an earlier run (--json) to show beside this one")
+    p.add_argument("--before-label", default="an earlier run", help="what the --before run was (a sentence)")
+    p.add_argument("--notes", default="", help="a paragraph added to the result file's notes")
+    p.add_argument("--out", type=Path, help="markdown result file (benchmarks/results/browser_latency.md)")
+    args = p.parse_args(argv)
+    if args.moves < 12:
+        p.error("--moves must be >= 12")
+    if not CHROMIUM.exists():
+        p.error(f"{CHROMIUM} not found: apt-get install -y chromium")
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.profile:
+        os.environ[PROFILE_ENV] = str(args.profile.resolve())
+    pages = [s.strip() for s in args.pages.split(",") if s.strip()]
+    if args.report_only:  # the numbers of an earlier run (--json), reported again
+        results = json.loads(args.report_only.read_text())
+    else:
+        results = {}
+        regs = {"demo": args.registry} | ({"20k": args.big_registry} if args.big_registry else {})
+        for name, reg in regs.items():
+            results[name] = run_registry(reg, args.work, moves=args.moves, quiet_ms=args.quiet_ms, pages=pages)
+            print(f"{name}: done, load {uptime()}", file=sys.stderr)
+    if args.json and not args.report_only:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    before = json.loads(args.before.read_text()) if args.before else None
+    text, verdicts = table(results, before)
+    print(text)
+    print("\n".join(verdicts))
+    if args.out:
+        from recsys.benchmarking import write_result
+
+        demo = results["demo"]
+        notes = [
+            "\n\n".join(verdicts),
+            f"Person: a first visit's (the first stored held-out listener, {demo['picks']} picks, and the tag their "
+            f"picks lack: `{demo['tags']}`) on `{demo['model']}`, dial at 40 %, opened by a link; "
+            f"{args.moves} measured moves of one step (5 %), 40 → 80 → 40 %, after 2 warm-up moves; "
+            f"a move is over when the page has been still for {args.quiet_ms} ms and its content changed.",
+            "Slider → updated page: the key event's time to the last DOM mutation outside the sliders "
+            "(MutationObserver). Server: Streamlit's script thread (`ScriptRunner._run_script`: `app.py` + the "
+            "page, or a fragment) of the same moves, timed in the server process, from the run's start to the end "
+            "of the script (where the 'finished' message is sent); post-run cleanup is what Streamlit does after "
+            "that on the same thread (a full `gc.collect` unless `runner.postScriptGC` is off); thread CPU covers "
+            "both. Key → run start is the browser's event handling and the websocket, script end → last change "
+            "the last deltas and the browser's rendering. The ratio is the two medians. Server and chromium share "
+            "the machine's 2 cores with whatever else runs; load is `uptime`'s 1/5/15-minute average before and "
+            "after each page's moves.",
+        ]
+        if args.notes:
+            notes.append(args.notes)
+        if before:
+            notes.append(f"Before (`--before {args.before}`): {args.before_label}.")
+        write_result(
+            args.out,
+            title="Slider → updated page in the browser (headless Chromium)",
+            table=text,
+            argv=["python", "benchmarks/browser_latency.py", *argv],
+            notes="\n\n".join(notes),
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
