@@ -104,7 +104,10 @@ def worker(size: str, args: argparse.Namespace) -> dict:
     from recsys.steering import Steerer
 
     torch.set_num_threads(1)
-    spec = SIZES[size]
+    spec = dict(SIZES[size])
+    for item in (args.users or "").split(","):
+        if item.partition("=")[0] == size:
+            spec["n_users"] = int(item.partition("=")[2])
     out: dict = {"size": size, **spec, "load_start": load_avg()}
     t0 = time.perf_counter()
     ds = generate_synthetic_at_scale(n_items=spec["n_items"], n_users=spec["n_users"])
@@ -133,13 +136,26 @@ def worker(size: str, args: argparse.Namespace) -> dict:
     def progress(epoch, elapsed, info):
         print(f"[{size}] epoch {epoch}: {info} load {load_avg()}", flush=True)
 
-    model.fit(split.train, validation=(split.val_foldin, split.val_holdout), progress=progress)
+    steps_per_epoch = -(-split.train.n_users // spec["batch_size"])
+    out["steps_per_epoch"] = steps_per_epoch
+    if args.train_steps:  # time train_steps steps (one epoch over that many batches of users) and scale up
+        rng = np.random.default_rng(0)
+        n_sub = min(split.train.n_users, args.train_steps * spec["batch_size"])
+        train = split.train.subset(users=np.sort(rng.choice(split.train.n_users, n_sub, replace=False)))
+        model.fit(train, progress=progress)
+        steps = -(-n_sub // spec["batch_size"])
+    else:
+        model.fit(split.train, validation=(split.val_foldin, split.val_holdout), progress=progress)
+        steps = steps_per_epoch * args.epochs
     out["fit_cpu_s"] = time.process_time() - cpu0
     log = model.training_log_
     out["epochs"] = len(log)
-    out["epoch_s"] = [r["seconds"] for r in log]
+    out["steps_timed"] = steps
+    out["step_cpu_s"] = out["fit_cpu_s"] / steps
+    out["step_wall_s"] = sum(r["seconds"] for r in log) / steps
+    out["epoch_s"] = [out["step_wall_s"] * steps_per_epoch]
     out["val_ndcg"] = [r["val_ndcg@100"] for r in log]
-    out["epoch_cpu_s"] = out["fit_cpu_s"] / len(log)  # includes the per-epoch validation scoring
+    out["epoch_cpu_s"] = out["step_cpu_s"] * steps_per_epoch  # with train_steps: extrapolated from the steps timed
     out["load_train"] = load_avg()
     out["rss_after_fit_gb"] = peak_rss_gb()
     metrics = evaluate_on_users(model, split.test_foldin, split.test_holdout)
@@ -252,7 +268,8 @@ def run_worker(size: str, args: argparse.Namespace) -> dict | None:
     if path.exists() and not args.force:
         return json.loads(path.read_text())
     cmd = [sys.executable, __file__, "--worker", size, "--json-dir", args.json_dir, "--epochs", str(args.epochs),
-           "--calls", str(args.calls), "--heldout-users", str(args.heldout_users)]  # fmt: skip
+           "--calls", str(args.calls), "--heldout-users", str(args.heldout_users),
+           "--train-steps", str(args.train_steps)] + (["--users", args.users] if args.users else [])  # fmt: skip
     print(f"running {size}: load {load_avg()}", flush=True)
     done = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if done.returncode != 0:
@@ -301,6 +318,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="20k,100k,400k")
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument(
+        "--train-steps",
+        type=int,
+        default=0,
+        help="time this many training steps (a random subset of that many batches of users, one epoch, no "
+        "validation) and scale to a full epoch, instead of training --epochs full epochs",
+    )
+    p.add_argument("--users", help="size=listeners overrides, e.g. 400k=200000 (the listeners generated)")
     p.add_argument("--calls", type=int, default=40)
     p.add_argument("--heldout-users", type=int, default=1000)
     p.add_argument("--json-dir", default=str(ROOT / ".cache" / "scale"))
