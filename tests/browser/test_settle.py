@@ -51,7 +51,7 @@ const CASES = {
                 [350, () => { document.getElementById("chart").textContent = "drawn"; }]],
   // the slider's own DOM keeps changing (the thumb moving): not the page updating
   slider_moves: [[20, () => state("running")], [60, () => out("after")], [100, done],
-                 ...Array.from({ length: 12 }, (_, i) => [150 + 100 * i, () => thumb(i)])],
+                 ...Array.from({ length: 60 }, (_, i) => [150 + 100 * i, () => thumb(i)])],
   // an action that starts no run
   no_run: [],
 };
@@ -100,7 +100,8 @@ def test_settle_returns_only_after_the_runs_output_and_a_still_page(fake_page, c
     assert page.locator("#out").inner_text() == text, f"{case}: returned before the run's output was in the DOM"
     assert runs(page) == 2
     assert elapsed >= last_change + QUIET_MS, f"{case}: returned {elapsed:.0f} ms after the action"
-    assert elapsed < last_change + QUIET_MS + 2000, f"{case}: took {elapsed:.0f} ms"
+    # not waiting for the slider's own changes (they go on for 6 s): a slack for a busy machine below that
+    assert elapsed < last_change + QUIET_MS + 4500, f"{case}: took {elapsed:.0f} ms"
 
 
 def test_settle_times_out_when_no_run_happens(fake_page) -> None:
