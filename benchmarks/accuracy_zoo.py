@@ -30,7 +30,9 @@ What one run does, per data set:
 Each worker writes its rows as JSON under ``--work-dir``; a rerun keeps what is still valid: a
 family's tuning if it was chosen from the current grid (``--set-grid`` changes it), its test rows if
 they were run with the parameters that tuning chose, adding only the seeds they lack; anything else is
-renamed ``*.superseded-<time>.json`` and redone (delete a JSON to redo it anyway). ``--seeds`` and
+renamed ``*.superseded-<time>.json`` and redone (delete a JSON to redo it anyway); a closed-form family
+(``CLOSED_FORM``: EASE, DLAE) retuned on a grown grid keeps the superseded file's trials of the points
+it already scored and fits only the new ones. ``--seeds`` and
 ``--slow-seeds`` (families that get fewer seeds, e.g. to fit in a time budget) decide what is run; the
 result file lists the seeds each family actually has.
 """
@@ -106,6 +108,9 @@ GRIDS.update({f: points for f, (_, points) in PEER_TUNING.items()})
 #: The MLP+flow's scores are its MLP's (``score`` = the MLP's decode(encode(x)), trained exactly as the
 #: "mlp" family): it takes the MLP's validation choice instead of refitting the same grid.
 REUSE = {"mlp_flow": "mlp"}
+#: Closed-form families: a grid point's validation score does not depend on when it was fitted (one
+#: thread, no seed), so a retune after the grid grew keeps the trials of points it already has.
+CLOSED_FORM = ("ease", "dlae")
 #: Epochs each VAE trains for the epoch-time ratio.
 RATIO_EPOCHS = 5
 
@@ -281,9 +286,14 @@ def tune_family(dataset: str, family: str, tune_seed: int, work: Path) -> dict[s
         }
     grid = GRIDS[family]
     trials = []
+    earlier = _earlier_trials(work, family, tune_seed) if family in CLOSED_FORM else {}
     if len(grid) > 1:
         split = strong_generalization_split(load_dataset(dataset), tune_seed)
         for point in grid:
+            if (kept := earlier.get(json.dumps(point, sort_keys=True))) is not None:
+                trials.append(kept)
+                print(f"[{family}] validation {point}: {kept['val_ndcg@100']:.4f} (kept)", file=sys.stderr, flush=True)
+                continue
             params = {**BASE[family], **point}
             t0 = time.perf_counter()
             model = _make(family, params, tune_seed).fit(split.train, validation=(split.val_foldin, split.val_holdout))
@@ -296,7 +306,29 @@ def tune_family(dataset: str, family: str, tune_seed: int, work: Path) -> dict[s
         chosen = max(trials, key=lambda t: t["val_ndcg@100"])["point"]
     else:
         chosen = grid[0]
-    return {"family": family, "params": {**BASE[family], **chosen}, "chosen": chosen, "trials": trials, "grid": grid}
+    return {
+        "family": family,
+        "params": {**BASE[family], **chosen},
+        "chosen": chosen,
+        "trials": trials,
+        "grid": grid,
+        "tune_seed": tune_seed,
+    }
+
+
+def _earlier_trials(work: Path, family: str, tune_seed: int) -> dict[str, dict[str, Any]]:
+    """Trials of ``family``'s superseded tune files on the same tune seed, by point (JSON, sorted keys).
+
+    Only for :data:`CLOSED_FORM` families; a kept trial is marked ``"kept_from": <file name>``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(work.glob(f"{family}.tune.superseded-*.json")):
+        done = json.loads(path.read_text())
+        if "error" in done or done.get("tune_seed", 0) != tune_seed:
+            continue
+        for t in done.get("trials", []):
+            out[json.dumps(t["point"], sort_keys=True)] = {**t, "kept_from": t.get("kept_from", path.name)}
+    return out
 
 
 def test_family(dataset: str, family: str, seeds: list[int], tuned: dict[str, Any]) -> dict[str, Any]:
@@ -406,13 +438,21 @@ def format_tuning(results: list[dict]) -> str:
             continue
         fixed = {k: v for k, v in BASE[r["family"]].items()}
         tried = "; ".join(
-            f"{t['point']}: {t['val_ndcg@100']:.4f}" + (f" (ep {t['best_epoch']})" if "best_epoch" in t else "")
+            f"{t['point']}: {t['val_ndcg@100']:.4f}"
+            + (f" (ep {t['best_epoch']})" if "best_epoch" in t else "")
+            + (" (kept)" if "kept_from" in t else "")
             for t in r["trials"]
         )
         chosen = {k: v for k, v in r["params"].items() if k not in fixed or fixed[k] != v}
         if "reused_from" in r:
             tried = f"the {NAMES[r['reused_from']]} choice (same network and training)"
         out.append(f"| {NAMES[r['family']]} | `{fixed}` | {tried or 'no grid'} | `{chosen}` |")
+    if any("kept_from" in t for r in results if "error" not in r for t in r["trials"]):
+        out += [
+            "",
+            "(kept): a closed-form family's point scored by an earlier tuning of the same split (its grid then "
+            "lacked the newer points); the fit is deterministic, so it was not refitted.",
+        ]
     return "\n".join(out)
 
 

@@ -14,6 +14,19 @@ top-k part of ``A^(-1/2) G``: Eckart-Young; its left singular vectors are the ei
 ``A^(-1/2) G A^(-1/2)``, which are ``A^(1/2) U``.) One generalised symmetric eigenproblem,
 no training loop, no learning rate.
 
+Emphasis on dropped items (``emphasis=True``, after Steck's EDLAE with full emphasis): an item
+dropped from the input cannot predict itself, so the loss that counts is the one in which B's
+diagonal plays no part. With the encoder ``U_k`` above kept, each decoder column is refitted with
+item j's own row of ``U_k`` left out (``b_j = (I - e_j e_j^T) U_k v_j``)::
+
+    v_j = argmin  b_j^T A b_j - 2 b_j^T g_j  =  (U_(-j)^T A U_(-j))^(-1) U_(-j)^T g_j
+
+``U_(-j)^T A U_(-j)`` is ``U^T A U = I`` plus a rank-2 change, so every column is a 2 x 2 solve
+(Woodbury) after two k x n products: the cost of the eigenproblem's output, not a training loop.
+B's diagonal (an item predicting itself) is then never fitted; it only scores items already in
+the history, which ranking leaves out. The paper fits the low-rank EDLAE by alternating both
+factors; refitting the decoder alone is the cheap half of that.
+
 The latent space: ``z = x U_k`` (k numbers per history, uncorrelated over the training users with
 variances ``mu``), decoded by ``z (U_k^T G)``. Steering moves ``z`` like any other latent model.
 Scores are linear similarities (``score_kind = "similarity"``). Cost: O(n_items^3) time and a few
@@ -49,6 +62,9 @@ class LowRankDLAE(LatentRecommender):
         Input dropout p in [0, 1) that the penalty stands for; the per-item weight is p / (1 - p).
     l2 : float
         Extra L2 on ``B`` (>= 0), added to every item's penalty.
+    emphasis : bool
+        Refit the decoder with full emphasis on dropped items (B's diagonal left out of the fit,
+        see the module docstring); the encoder is the same.
 
     Attributes
     ----------
@@ -63,10 +79,11 @@ class LowRankDLAE(LatentRecommender):
 
     latent_dim = None  # a parameter here (shadows the base-class property)
 
-    def __init__(self, *, latent_dim: int = 512, dropout: float = 0.5, l2: float = 10.0):
+    def __init__(self, *, latent_dim: int = 512, dropout: float = 0.5, l2: float = 10.0, emphasis: bool = False):
         self.latent_dim = latent_dim
         self.dropout = dropout
         self.l2 = l2
+        self.emphasis = emphasis
 
     def _check_params(self) -> None:
         if int(self.latent_dim) < 1:
@@ -95,7 +112,10 @@ class LowRankDLAE(LatentRecommender):
         order = np.argsort(-mu)
         mu, u = mu[order], u[:, order]
         self.encoder_ = np.ascontiguousarray(u, dtype=np.float32)
-        self.decoder_ = np.ascontiguousarray(u.T @ g32, dtype=np.float32)
+        decoder = u.T @ g32  # U_k^T G
+        if self.emphasis:
+            decoder = _emphasis_decoder(u, decoder, np.diag(gram), penalty)
+        self.decoder_ = np.ascontiguousarray(decoder, dtype=np.float32)
         self.eigenvalues_ = mu.astype(np.float32)
 
     def _encode(self, x: sp.csr_matrix) -> np.ndarray:
@@ -113,3 +133,29 @@ class LowRankDLAE(LatentRecommender):
         self.encoder_ = arrays["encoder"]
         self.decoder_ = arrays["decoder"]
         self.eigenvalues_ = arrays["eigenvalues"]
+
+
+def _emphasis_decoder(u: np.ndarray, ut_g: np.ndarray, g_diag: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+    """Decoder columns ``v_j`` fitted without item j's own row of ``u`` (B's diagonal left out).
+
+    ``u``: n x k encoder with ``u^T A u = I`` (``A = G + diag(penalty)``); ``ut_g = u^T G``. For
+    column j with ``u_j`` (row j of u), ``w_j = u^T A e_j`` and ``r_j = u^T g_j - u_j G_jj``:
+    ``U_(-j)^T A U_(-j) = I + C S C^T`` with ``C = [u_j, w_j]``, ``S = [[A_jj, -1], [-1, 0]]``, so
+    ``v_j = r_j - C (S^-1 + C^T C)^-1 C^T r_j`` (Woodbury; ``S^-1 = [[0, -1], [-1, -A_jj]]``).
+    A column whose 2 x 2 system is singular keeps DLAE's ``u^T g_j``.
+    """
+    ut = u.T.astype(np.float64)
+    utg = ut_g.astype(np.float64)
+    w = utg + ut * penalty[None, :]  # u^T A
+    r = utg - ut * g_diag[None, :]
+    a_jj = g_diag + penalty
+    uu, uw, ww = (ut * ut).sum(0), (ut * w).sum(0), (w * w).sum(0)
+    ur, wr = (ut * r).sum(0), (w * r).sum(0)
+    t11, t12, t22 = uu, uw - 1.0, ww - a_jj
+    det = t11 * t22 - t12 * t12
+    ok = np.abs(det) > 1e-9 * np.maximum(1.0, np.abs(t11 * t22))
+    safe = np.where(ok, det, 1.0)
+    c1 = (t22 * ur - t12 * wr) / safe
+    c2 = (t11 * wr - t12 * ur) / safe
+    v = r - ut * c1[None, :] - w * c2[None, :]
+    return np.where(ok[None, :], v, utg)

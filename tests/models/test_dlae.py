@@ -65,3 +65,39 @@ def test_template_builds_the_family() -> None:
     cfg = load_template("dlae")
     assert cfg["family"] == "dlae"
     assert LowRankDLAE(**cfg["params"]).get_params() == cfg["params"]
+
+
+def test_emphasis_decoder_fits_each_column_without_its_own_row() -> None:
+    """emphasis=True: v_j = argmin over b = U_(-j) v of b^T A b - 2 b^T g_j, checked column by column."""
+    ds = generate_synthetic(n_users=120, n_items=40, n_artists=12, n_tags=4, seed=3)
+    x = ds.binary().toarray().astype(np.float64)
+    g = x.T @ x
+    p, l2, k = 0.4, 0.5, 6
+    penalty = p / (1 - p) * np.diag(g) + l2
+    a = g + np.diag(penalty)
+    plain = LowRankDLAE(latent_dim=k, dropout=p, l2=l2).fit(ds)
+    model = LowRankDLAE(latent_dim=k, dropout=p, l2=l2, emphasis=True).fit(ds)
+    np.testing.assert_allclose(model.encoder_, plain.encoder_)  # same encoder, same latent space
+    u = model.encoder_.astype(np.float64)
+    expected = np.empty((k, g.shape[0]))
+    for j in range(g.shape[0]):
+        u_j = u.copy()
+        u_j[j] = 0.0
+        expected[:, j] = np.linalg.solve(u_j.T @ a @ u_j, u_j.T @ g[:, j])
+    np.testing.assert_allclose(model.decoder_, expected, rtol=1e-3, atol=1e-4)
+    assert not np.allclose(model.decoder_, plain.decoder_, atol=1e-3)
+
+    def off_diagonal_loss(decoder: np.ndarray) -> float:  # the objective with B's diagonal zeroed
+        b = u @ decoder.astype(np.float64)
+        np.fill_diagonal(b, 0.0)
+        return float(np.trace(b.T @ a @ b) - 2 * np.trace(b.T @ g))
+
+    assert off_diagonal_loss(model.decoder_) < off_diagonal_loss(plain.decoder_)
+    assert model.get_params()["emphasis"] is True
+
+
+class TestLowRankDLAEEmphasisContract(RecommenderContract):
+    score_rtol = 1e-3
+
+    def make_model(self) -> LowRankDLAE:
+        return LowRankDLAE(latent_dim=32, dropout=0.5, l2=1.0, emphasis=True)
