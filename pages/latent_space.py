@@ -18,6 +18,7 @@ from recsys.app_support import (
     cached_steerer,
     current_person,
     current_registry,
+    files_signature,
     finite_or,
     format_tags_param,
     mappable_statuses,
@@ -28,8 +29,8 @@ from recsys.app_support import (
     remember_tuned_alpha,
     require_router,
 )
-from recsys.map_view import map_figure, map_points
-from recsys.registry import RegistryError
+from recsys.map_view import map_figure, map_layers, map_points, prepared_figure
+from recsys.registry import Registry, RegistryError
 from recsys.steering import SteeringError
 
 require_router(__file__)
@@ -41,6 +42,63 @@ PLACEMENT = (
     "the mean of their map positions, weighted by inverse latent distance. A stored point lands exactly "
     "where it is; a point moving through the latent space moves smoothly across the map."
 )
+
+#: The trajectory's alphas (the drawn line) and the map's slider.
+MAX_MAP_ALPHA = 4.0
+ALPHAS = np.round(np.linspace(0.0, MAX_MAP_ALPHA, 17), 2)
+ALPHA_STEP = 0.05
+#: The slider's label (benchmarks/browser_latency.py and the browser test find it by this).
+ALPHA_LABEL = "Tuning strength α on the map"
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _layers_cached(root: str, model_id: str, signature: tuple, params, show_users: bool, show_items: bool, noun: str):
+    """The figure's static layers (songs, listeners, centroids) of a model's map and view."""
+    registry = Registry(root)
+    latent_map, codes = cached_map(registry, model_id, params)
+    steerer = cached_steerer(registry, model_id)
+    points = map_points(latent_map, steerer, codes if show_users else None, item_noun=noun)
+    if not show_items:
+        points = points[points["kind"] != noun]
+    centroid_tags = list(steerer.centroids.tags) if steerer.centroids is not None else []
+    return map_layers(points, latent_map, centroid_tags, item_noun=noun)
+
+
+def _layers(registry, model_id: str, params, show_users: bool, show_items: bool, noun: str):
+    sig = files_signature(registry, model_id)
+    return _layers_cached(str(registry.root), model_id, sig, params, show_users, show_items, noun)
+
+
+@st.fragment
+def _map_fragment(layers, latent_map, model, picks, tags, path_z, path_xy, tuned_alpha: float) -> None:
+    """The slider and the map: a slider move reruns only this (the static layers come from a cache).
+
+    The tuned point is linear in α (``z(α) = z(0) + α d``, ``Steerer.trajectory``), so the point at the
+    slider's α comes from the trajectory's ends without the model; only its placement is computed.
+    """
+    with page_guard("latent_space"):  # a fragment rerun ends with its own run marker (the browser tests wait on it)
+        now_xy = now_alpha = None
+        if tags:
+            now_alpha = float(
+                st.slider(
+                    ALPHA_LABEL, 0.0, MAX_MAP_ALPHA, step=ALPHA_STEP, key="map_alpha", format="%.2f",
+                    help="Moves the red star along your tuned trajectory. It starts where the Tuned column on the "
+                    "Recommend page stands.",
+                )
+            )  # fmt: skip
+            direction = (path_z[-1] - path_z[0]) / (ALPHAS[-1] - ALPHAS[0])
+            now_xy = latent_map.place_latent(model, path_z[0] + now_alpha * direction)
+        fig = map_figure(layers, path_xy=path_xy, alphas=ALPHAS if tags else [0.0], now_xy=now_xy, now_alpha=now_alpha)
+        st.plotly_chart(prepared_figure(fig), width="stretch", key="map_chart")
+        if tags:
+            start = "the average listener" if not picks else "your point"
+            st.caption(
+                f"The line is the tuned trajectory from {start} (white star, α = 0) toward {', '.join(tags)} for α "
+                f"from 0 to {MAX_MAP_ALPHA:g}; the red star is at the slider's α = {now_alpha:.2f}. The Tuned column "
+                f"on the Recommend page stands at α = {tuned_alpha:.2f} (solved from the share dial unless α is set "
+                "by hand)."
+            )
+
 
 with page_guard("latent_space"):
     st.title("Latent space")
@@ -141,27 +199,14 @@ with page_guard("latent_space"):
     person = current_person(full_fp)
     picks = person["picks"]
     tags = {t: w for t, w in person["tags"].items() if t in steerer.steerable_tags}
-    alpha = float(person["alpha"])
-    alphas = np.round(np.linspace(0.0, 4.0, 17), 2)
-    trajectory = None
+    tuned_alpha = min(max(float(person["alpha"]), 0.0), MAX_MAP_ALPHA)
+    path_z = None
     if tags:
-        trajectory = steerer.trajectory(picks, tags, alphas)
+        path_z = steerer.trajectory(picks, tags, ALPHAS)
     elif picks:
-        trajectory = steerer.model.encode(steerer.history(picks))
-
-    points = map_points(latent_map, steerer, codes if show_users else None, item_noun=noun)
-    if not show_items:
-        points = points[points["kind"] != noun]
-    fig = map_figure(
-        points,
-        latent_map,
-        list(steerer.centroids.tags) if steerer.centroids is not None else [],
-        trajectory=trajectory,
-        alphas=alphas if tags else [0.0],
-        current_alpha=alpha if tags else None,
-        item_noun=noun,
-    )
-    st.plotly_chart(fig, width="stretch", key="map_chart")
+        path_z = steerer.model.encode(steerer.history(picks))
+    path_xy = latent_map.place_latent(steerer.model, path_z) if path_z is not None else None
+    layers = _layers(registry, model_id, params, show_users, show_items, noun)
 
     view = {"model": model_id, "users": str(int(show_users)), "items": str(int(show_items))}
     if params is not None:
@@ -169,24 +214,31 @@ with page_guard("latent_space"):
     if picks:
         view["picks"] = ",".join(picks)
     if tags:
-        view |= {"tags": format_tags_param(tags), "alpha": f"{alpha:.4g}"}
+        view |= {"tags": format_tags_param(tags), "alpha": f"{tuned_alpha:.4g}"}
     st.query_params.from_dict(view)
+
+    # a new person (or a new tuned alpha from the Recommend page) puts the map's slider back there
+    source = (model_id, tuple(picks), tuple(sorted(tags.items())), tuned_alpha)
+    if st.session_state.get("map_alpha_source") != source or "map_alpha" not in st.session_state:
+        st.session_state.map_alpha_source = source
+        st.session_state.map_alpha = round(round(tuned_alpha / ALPHA_STEP) * ALPHA_STEP, 2)
+    _map_fragment(layers, latent_map, steerer.model, picks, tags, path_z, path_xy, tuned_alpha)
 
     if not picks and not tags:
         st.info("Pick songs and tags on the **Recommend** page to see your point and its tuned trajectory here.")
     elif not tags:
         st.caption("Your point (the star). Choose tags on the **Recommend** page to see where tuning takes it.")
-    else:
-        start = "the average listener" if not picks else "your point"
-        st.caption(
-            f"The line is the tuned trajectory from {start} (white star, α = 0) toward "
-            f"{', '.join(tags)} for α from 0 to 4; the red star is where the Tuned column on the Recommend page "
-            f"stands (α = {alpha:.2f}, solved from the share dial unless α is set by hand)."
-        )
-    info = loaded.manifest["info"]["map"]
+    dim = loaded.manifest["info"]["map"]["latent_dim"]
+    space = {
+        "latent": f"the {dim}-d latent space",
+        "pre-flow": f"the {dim}-d codes this model's scores come from, before its flow (your tuned points z are "
+        "taken back through the flow to be placed)",
+        "direction": f"the directions z / ‖z‖ of the {dim}-d latent space (this model's ranking depends only on "
+        "the direction)",
+    }[latent_map.space]
     st.caption(
         f"{len(latent_map.item_index):,} {noun}s and {len(latent_map.user_index):,} training listeners, "
-        f"UMAP n_neighbors {latent_map.n_neighbors}, min_dist {latent_map.min_dist:g} "
-        f"({info['latent_dim']}-d latent space). Colour: a {noun}'s first tag, a listener's most frequent tag."
+        f"UMAP n_neighbors {latent_map.n_neighbors}, min_dist {latent_map.min_dist:g}, a map of {space}. "
+        f"Colour: a {noun}'s first tag, a listener's most frequent tag."
     )
     st.markdown(PLACEMENT)

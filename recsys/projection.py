@@ -38,6 +38,10 @@ flow model, 22 % of a song's 10 nearest songs share its first tag in ``z`` again
 ``benchmarks/results/map_quality.md``). Its map is therefore fitted on ``u = f^{-1}(z)``, and every
 point placed on it (a person's tuned ``z``, the tag centroids) is first taken through ``f^{-1}``
 (:func:`to_map_space`); ``space="latent"`` maps ``z`` itself. ``LatentMap.space`` records which.
+The low-rank DLAE scores ``z @ W`` with no bias, so its ranking depends only on the direction of
+``z`` while the length of an item's code follows its popularity: Euclidean neighbours in ``z`` are
+songs of similar popularity (9 % share a tag), neighbours in ``z / ||z||`` songs of one style (62 %).
+Its map is of the direction (``"direction"``).
 
 Map quality
 -----------
@@ -91,10 +95,18 @@ DEFAULT_MAX_ITEMS = 5000
 DEFAULT_N_EPOCHS = 200
 DEFAULT_K = 10
 
+#: Up to this many query points, :func:`place` and :func:`to_map_space` stay on one thread (no BLAS
+#: call, one torch thread): a slider move places one point.
+SMALL_QUERY = 64
+
 #: ``build_map(space=...)``: the space the model's scores come from, or the steering latent ``z``.
 SPACES = ("scores", "latent")
 #: ``LatentMap.space``: what the stored latent points are (stored as the index in this tuple).
-MAP_SPACES = ("latent", "pre-flow")
+MAP_SPACES = ("latent", "pre-flow", "direction")
+
+#: Families whose scores are a linear function of ``z`` without a bias (``decode(z) = z @ W``): their
+#: ranking depends only on the direction of ``z``, so their map is of ``z / ||z||``.
+DIRECTION_FAMILIES = ("dlae",)
 
 #: Steps reported to ``progress`` by :func:`build_map`, in order.
 MAP_STEPS = ("encode items", "encode users", "fit 2-D layout", "place extra points")
@@ -208,13 +220,17 @@ def map_space(model: LatentRecommender) -> str:
     """The space a map of ``model``'s recommendations is fitted in (module docstring).
 
     ``"pre-flow"`` when the model's latent point is a flow of the code its scores come from (a
-    ``module_.flow`` with ``inverse``: the ``flow`` and ``mlp_flow`` families), else ``"latent"``.
+    ``module_.flow`` with ``inverse``: the ``flow`` and ``mlp_flow`` families); ``"direction"`` for
+    :data:`DIRECTION_FAMILIES` (scores linear in ``z``, no bias); else ``"latent"``.
     """
-    return "pre-flow" if _flow_of(model) is not None else "latent"
+    if _flow_of(model) is not None:
+        return "pre-flow"
+    return "direction" if getattr(model, "family", None) in DIRECTION_FAMILIES else "latent"
 
 
 def to_map_space(model: LatentRecommender, points: np.ndarray, space: str, *, batch_size: int = 4096) -> np.ndarray:
-    """Latent points ``z`` ``(n, d)`` in a map's ``space``: ``f^{-1}(z)`` for ``"pre-flow"``, else ``z``.
+    """Latent points ``z`` ``(n, d)`` in a map's ``space``: ``f^{-1}(z)`` for ``"pre-flow"``, ``z / ||z||``
+    for ``"direction"`` (a zero row stays zero), else ``z``.
 
     Returns float32 ``(n, d)`` (``(1, d)`` for a single point).
     """
@@ -225,6 +241,9 @@ def to_map_space(model: LatentRecommender, points: np.ndarray, space: str, *, ba
         z = z[None, :]
     if space == "latent" or len(z) == 0:
         return z
+    if space == "direction":
+        norm = np.linalg.norm(z, axis=1, keepdims=True)
+        return np.ascontiguousarray(z / np.where(norm > 0, norm, 1.0), dtype=np.float32)
     flow = _flow_of(model)
     if flow is None:
         raise ValueError(f"a pre-flow map needs a flow model, got {type(model).__name__}")
@@ -232,11 +251,20 @@ def to_map_space(model: LatentRecommender, points: np.ndarray, space: str, *, ba
 
     param = next(flow.parameters(), None)
     device = param.device if param is not None else "cpu"
-    with torch.no_grad():
-        parts = [
-            flow.inverse(torch.from_numpy(np.ascontiguousarray(z[s : s + batch_size])).to(device)).cpu().numpy()
-            for s in range(0, len(z), batch_size)
-        ]
+    # a few points (a slider move): one thread; two wait on each other on a busy 2-core machine
+    # (measured 2-40 ms with one thread against 60-1300 ms with two at load 12)
+    threads = torch.get_num_threads()
+    if len(z) <= SMALL_QUERY and threads > 1:
+        torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            parts = [
+                flow.inverse(torch.from_numpy(np.ascontiguousarray(z[s : s + batch_size])).to(device)).cpu().numpy()
+                for s in range(0, len(z), batch_size)
+            ]
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
@@ -274,12 +302,14 @@ def place(
     k: int = DEFAULT_K,
     *,
     chunk: int = 1024,
+    stored_sq: np.ndarray | None = None,
 ) -> np.ndarray:
     """Map positions ``(n, 2)`` of new latent ``points`` ``(n, d)`` (the rule in the module docstring).
 
     Inverse-distance weighted mean of the 2-D ``stored_coords`` of the ``k`` stored latent points
     nearest (Euclidean) to each point; exact matches take their stored position. Brute-force nearest
-    neighbours in float64, ``chunk`` query points at a time.
+    neighbours in float64, ``chunk`` query points at a time. ``stored_sq``: the squared norms of
+    ``stored_latent`` rows if known (a map keeps them: the per-call cost of a few points).
     """
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim == 1:
@@ -297,13 +327,14 @@ def place(
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     k = min(int(k), ref.shape[0])
-    ref_sq = np.einsum("ij,ij->i", ref, ref)
+    ref_sq = np.einsum("ij,ij->i", ref, ref) if stored_sq is None else stored_sq
     out = np.empty((pts.shape[0], 2), dtype=np.float64)
     for s in range(0, pts.shape[0], chunk):
         q = pts[s : s + chunk]
         # candidates from the expanded squared distance, then exact distances of the k candidates
         # (the expansion loses precision near zero; the direct difference is exactly 0 for a match)
-        d2 = ref_sq[None, :] - 2.0 * (q @ ref.T)
+        cross = np.einsum("nd,md->nm", q, ref) if len(q) <= SMALL_QUERY else q @ ref.T  # einsum: no BLAS threads
+        d2 = ref_sq[None, :] - 2.0 * cross
         if k < ref.shape[0]:
             nn = np.argpartition(d2, k - 1, axis=1)[:, :k]
         else:
@@ -374,9 +405,20 @@ class LatentMap:
         """Their map positions, in the same order: ``(n_i + n_u, 2)``."""
         return np.concatenate([self.item_coords, self.user_coords])
 
+    def _placement_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(stored latent float64, stored coords float64, squared norms), kept until the arrays change."""
+        key = tuple(id(getattr(self, n)) for n in ("item_latent", "user_latent", "item_coords", "user_coords"))
+        cached = self.__dict__.get("_placement")
+        if cached is None or cached[0] != key:
+            ref = np.asarray(self.stored_latent, dtype=np.float64)
+            cached = (key, ref, np.asarray(self.stored_coords, np.float64), np.einsum("ij,ij->i", ref, ref))
+            self.__dict__["_placement"] = cached
+        return cached[1], cached[2], cached[3]
+
     def place(self, points: np.ndarray, k: int | None = None) -> np.ndarray:
         """Map positions ``(n, 2)`` of new latent points: :func:`place` among the stored items and users."""
-        return place(points, self.stored_latent, self.stored_coords, self.k if k is None else k)
+        ref, xy, sq = self._placement_arrays()
+        return place(points, ref, xy, self.k if k is None else k, stored_sq=sq)
 
     def place_latent(self, model: LatentRecommender, points: np.ndarray) -> np.ndarray:
         """Map positions ``(n, 2)`` of ``model``'s latent points ``z``: taken to :attr:`space`, then placed."""

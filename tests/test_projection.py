@@ -242,3 +242,85 @@ def test_real_umap_on_a_tiny_input(stub, ds):
     np.testing.assert_array_equal(a.stored_coords, b.stored_coords)  # seeded UMAP is deterministic
     assert a.stored_coords.std(axis=0).min() > 0  # a layout, not a collapsed point
     np.testing.assert_array_equal(a.place(a.item_latent), a.item_coords)
+
+
+# ---- which space is mapped (issue 14) ------------------------------------------------------------
+class FlowStub(LinearStub):
+    """z = f(x W) with a randomly initialised Glow f: like the flow families, scores come from x W."""
+
+    family = "flow-stub"
+
+    def fitted(self, n_items: int) -> FlowStub:
+        from types import SimpleNamespace
+
+        import torch
+
+        from recsys.models.flow_layers import Glow
+
+        super().fitted(n_items)
+        torch.manual_seed(0)
+        self.module_ = SimpleNamespace(flow=Glow(self.dim, 2, 8, seed=0).eval())
+        return self
+
+    def _encode(self, x):
+        import torch
+
+        with torch.no_grad():
+            return self.module_.flow(torch.from_numpy(np.asarray(x @ self.w_, dtype=np.float32)))[0].numpy()
+
+
+def test_a_flow_models_map_is_of_its_pre_flow_codes_and_places_z_through_the_flow(ds):
+    from recsys.projection import map_space, to_map_space
+
+    model = FlowStub().fitted(ds.n_items)
+    assert map_space(model) == "pre-flow"
+    z = item_points(model, ds.n_items)
+    m = _map(model, ds, max_users=40, extra_points=z[:3])
+    assert m.space == "pre-flow" and m.describe()["space"] == "pre-flow"
+    # the stored points are the codes the scores come from (x W), not z
+    np.testing.assert_allclose(m.item_latent, model.w_[m.item_index], atol=1e-4)
+    np.testing.assert_allclose(to_map_space(model, z[:5], "pre-flow"), model.w_[:5], atol=1e-4)
+    # an item's z goes back through the flow and lands on the item itself; so do the extra points
+    np.testing.assert_allclose(m.place_latent(model, z[m.item_index[:4]]), m.item_coords[:4], atol=1e-4)
+    np.testing.assert_allclose(m.extra_coords, m.item_coords[:3], atol=1e-4)
+    assert _map(model, ds, max_users=40, space="latent").space == "latent"
+    back = LatentMap.from_arrays(m.to_arrays())
+    assert back.space == "pre-flow"
+    older = {k: v for k, v in m.to_arrays().items() if k != PREFIX + "space"}  # maps stored before the field
+    assert LatentMap.from_arrays(older).space == "latent"
+
+
+def test_direction_maps_normalise_and_the_others_keep_z(stub, ds):
+    from recsys.projection import map_space, to_map_space
+
+    assert map_space(stub) == "latent"
+    z = np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32)
+    np.testing.assert_allclose(to_map_space(stub, z, "direction"), [[0.6, 0.8], [0.0, 0.0]])
+    np.testing.assert_array_equal(to_map_space(stub, z, "latent"), z)
+    with pytest.raises(ValueError, match="space must be one of"):
+        to_map_space(stub, z, "sideways")
+    with pytest.raises(ValueError, match="needs a flow model"):
+        to_map_space(stub, z, "pre-flow")
+    with pytest.raises(ValueError, match="space must be one of"):
+        _map(stub, ds, space="pre-flow")
+
+
+# ---- map quality ----------------------------------------------------------------------------------
+def test_neighbour_tag_agreement_on_a_constructed_map():
+    from recsys.projection import neighbour_tag_agreement
+
+    # two tight clusters far apart, one tag each: every neighbour shares the tag
+    rng = np.random.default_rng(0)
+    xy = np.concatenate([rng.normal(0, 0.1, (20, 2)), rng.normal(10, 0.1, (20, 2))])
+    tags = np.array(["jazz"] * 20 + ["rock"] * 20)
+    np.testing.assert_allclose(neighbour_tag_agreement(xy, tags, k=10), 1.0)
+    # points on a line, tags alternating: the 2 nearest of an inner point are the other tag
+    line = np.column_stack([np.arange(6.0), np.zeros(6)])
+    alt = np.array(["a", "b"] * 3)
+    got = neighbour_tag_agreement(line, alt, k=2)
+    # ends: neighbours at distance 1 (other tag) and 2 (same tag) -> 0.5; inner points -> 0
+    np.testing.assert_allclose(got, [0.5, 0, 0, 0, 0, 0.5])
+    with pytest.raises(ValueError, match="k must be"):
+        neighbour_tag_agreement(line, alt, k=6)
+    with pytest.raises(ValueError, match="labels"):
+        neighbour_tag_agreement(line, alt[:3], k=2)
