@@ -244,7 +244,7 @@ def serve(registry: Path, work: Path) -> Iterator[tuple[str, Path]]:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"streamlit did not start:\n{log.read_text()[-3000:]}") from None
                 time.sleep(0.5)
-        yield url, timing
+        yield url, timing, proc.pid
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -253,6 +253,47 @@ def serve(registry: Path, work: Path) -> Iterator[tuple[str, Path]]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+
+
+def _process_tree() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command name, CPU ms so far: user + system) of every process."""
+    tick = 1000.0 / os.sysconf("SC_CLK_TCK")
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[int(d)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) * tick)
+    return out
+
+
+def cpu_snapshot(server_pid: int) -> tuple[float, float]:
+    """CPU ms so far of the server (its process tree) and of chromium (this process's chromium descendants)."""
+    tree = _process_tree()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in tree.items():
+        children.setdefault(ppid, []).append(pid)
+
+    def below(root: int) -> list[int]:
+        todo, seen = [root], []
+        while todo:
+            pid = todo.pop()
+            seen.append(pid)
+            todo.extend(children.get(pid, []))
+        return seen
+
+    server = set(below(server_pid))
+    mine = [p for p in below(os.getpid()) if p not in server]
+    return (
+        sum(tree[p][2] for p in server if p in tree),
+        sum(tree[p][2] for p in mine if "chrom" in tree[p][1].lower()),
+    )
 
 
 def _runs(timing: Path) -> list[dict]:
@@ -267,6 +308,8 @@ class Moves:
     browser: list[float] = field(default_factory=list)
     server: list[float] = field(default_factory=list)
     cleanup: list[float] = field(default_factory=list)
+    server_process_cpu: list[float] = field(default_factory=list)  # the whole server process, per move
+    chromium_cpu: list[float] = field(default_factory=list)  # every chromium process, per move
     server_cpu: list[float] = field(default_factory=list)
     to_server: list[float] = field(default_factory=list)
     after: list[float] = field(default_factory=list)
@@ -304,7 +347,7 @@ def person_link(registry: Path) -> tuple[str, dict[str, str]]:
     return model_id, params
 
 
-def measure(page, url: str, slider_name: str, timing: Path, *, moves: int, quiet_ms: int) -> Moves:
+def measure(page, url: str, slider_name: str, timing: Path, server_pid: int, *, moves: int, quiet_ms: int) -> Moves:
     """Open ``url``, then move its slider ``moves`` times (after 2 warm-up moves); see the module docstring."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -346,6 +389,7 @@ def measure(page, url: str, slider_name: str, timing: Path, *, moves: int, quiet
             key = "ArrowRight"
         before = page.evaluate(_SIGNATURE_JS)
         finished = page.evaluate("() => window.__bench.finished")
+        cpu0 = cpu_snapshot(server_pid)
         slider.press(key)
         args = [finished, quiet_ms]
         page.wait_for_function(_SETTLED_JS, arg=[*args, None], polling=50, timeout=TIMEOUT_MS)
@@ -354,6 +398,7 @@ def measure(page, url: str, slider_name: str, timing: Path, *, moves: int, quiet
         except PlaywrightTimeout:  # a move that changed nothing on the page: not a measurement
             out.skipped += 1
             continue
+        cpu1 = cpu_snapshot(server_pid)
         got = page.evaluate(
             "() => ({input: window.__bench.input, last: window.__bench.lastChange, origin: performance.timeOrigin})"
         )
@@ -362,6 +407,8 @@ def measure(page, url: str, slider_name: str, timing: Path, *, moves: int, quiet
         t_in, t_last = got["origin"] + got["input"], got["origin"] + got["last"]
         runs = [r for r in _runs(timing) if t_in - 5 <= r["start"] <= t_last]
         out.browser.append(got["last"] - got["input"])
+        out.server_process_cpu.append(cpu1[0] - cpu0[0])
+        out.chromium_cpu.append(cpu1[1] - cpu0[1])
         out.runs.append(len(runs))
         out.fragment_runs += sum(r["fragment"] for r in runs)
         if runs:
@@ -389,7 +436,7 @@ def run_registry(registry: Path, work: Path, *, moves: int, quiet_ms: int, pages
 
     model_id, params = person_link(registry)
     res: dict = {"model": model_id, "picks": len(params["picks"].split(",")), "tags": params["tags"], "pages": {}}
-    with serve(registry, work) as (url, timing), sync_playwright() as p:
+    with serve(registry, work) as (url, timing, server_pid), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport=VIEWPORT)
@@ -398,11 +445,21 @@ def run_registry(registry: Path, work: Path, *, moves: int, quiet_ms: int, pages
             page.add_init_script(_WATCH_JS)
             q = urllib.parse.urlencode({**params, "share": "40"})
             if "recommend" in pages:
-                m = measure(page, f"{url}/recommend?{q}", SHARE_LABEL, timing, moves=moves, quiet_ms=quiet_ms)
+                m = measure(
+                    page, f"{url}/recommend?{q}", SHARE_LABEL, timing, server_pid, moves=moves, quiet_ms=quiet_ms
+                )
                 res["pages"]["recommend"] = m.__dict__
             if "latent_space" in pages:
                 lq = urllib.parse.urlencode({"model": model_id, "picks": params["picks"], "tags": params["tags"]})
-                m = measure(page, f"{url}/latent_space?{lq}", MAP_ALPHA_LABEL, timing, moves=moves, quiet_ms=quiet_ms)
+                m = measure(
+                    page,
+                    f"{url}/latent_space?{lq}",
+                    MAP_ALPHA_LABEL,
+                    timing,
+                    server_pid,
+                    moves=moves,
+                    quiet_ms=quiet_ms,
+                )
                 res["pages"]["latent_space"] = m.__dict__
             if errors:
                 raise RuntimeError(f"JavaScript errors in the page: {errors}")
@@ -419,17 +476,23 @@ def _f(s: dict) -> str:
     return "–" if not s["n"] else f"{s['median']:.0f} / {s['p95']:.0f}"
 
 
+def _cpu(m: dict) -> str:
+    """Median CPU per move of the server process and of chromium: what the move costs on an idle machine."""
+    server, chromium = stats(m.get("server_process_cpu", [])), stats(m.get("chromium_cpu", []))
+    return "–" if not server["n"] else f"{server['median']:.0f} + {chromium['median']:.0f}"
+
+
 def table(results: dict[str, dict], before: dict | None) -> tuple[str, list[str]]:
     head = (
         "| registry | page | slider → updated page (ms, median / p95) | server: script run (ms) | "
         "ratio browser / server (medians) | server: post-run cleanup (ms) | script thread CPU (ms) | "
-        "key → run start (ms) | script end → last change (ms) | moves | page: elements / height px | "
-        "load before → after |"
+        "key → run start (ms) | script end → last change (ms) | CPU per move: server + chromium (ms, medians) | "
+        "moves | page: elements / height px | load before → after |"
     )
-    sep = "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    sep = "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     if before:
-        head += " before: slider → updated page (ms) | before: server (ms) | before: load |"
-        sep += "---:|---:|---|"
+        head += " before: slider → updated page (ms) | before: server (ms) | before: CPU per move (ms) | before: load |"
+        sep += "---:|---:|---:|---|"
     lines, verdicts = [head, sep], []
     for reg_name, res in results.items():
         for name, m in res["pages"].items():
@@ -438,7 +501,7 @@ def table(results: dict[str, dict], before: dict | None) -> tuple[str, list[str]
             label = {"recommend": "Recommend (share dial)", "latent_space": "Latent space (trajectory)"}[name]
             if not b["n"]:
                 lines.append(
-                    f"| {reg_name} | {label} | {m['note'] or 'no measurement'} |" + " |" * (9 + 3 * bool(before))
+                    f"| {reg_name} | {label} | {m['note'] or 'no measurement'} |" + " |" * (10 + 4 * bool(before))
                 )
                 continue
             size = m["size"]
@@ -446,16 +509,16 @@ def table(results: dict[str, dict], before: dict | None) -> tuple[str, list[str]
             row = (
                 f"| {reg_name} ({res['items']:,} items) | {label} | {_f(b)} | {_f(s)} | {ratio:.1f}x | "
                 f"{_f(stats(m['cleanup']))} | {_f(stats(m['server_cpu']))} | {_f(stats(m['to_server']))} | "
-                f"{_f(stats(m['after']))} | {b['n']}"
+                f"{_f(stats(m['after']))} | {_cpu(m)} | {b['n']}"
                 f"{skipped} | "
                 f"{size.get('elements', 0):,} / {size.get('main_height', 0):,} | {' → '.join(m['load'])} |"
             )
             if before:
                 old = before.get(reg_name, {}).get("pages", {}).get(name)
                 row += (
-                    f" {_f(stats(old['browser']))} | {_f(stats(old['server']))} | {old['load'][0]} |"
+                    f" {_f(stats(old['browser']))} | {_f(stats(old['server']))} | {_cpu(old)} | {old['load'][0]} |"
                     if old and old["browser"]
-                    else f" {old['note'] if old else '–'} | | |"
+                    else f" {old['note'] if old else '–'} | | | |"
                 )
             lines.append(row)
             if reg_name == "demo":

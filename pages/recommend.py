@@ -278,15 +278,16 @@ with page_guard("recommend"):
 
         chosen_set = frozenset(weights)
         cols = st.columns(len(COLUMNS))
-        for col, (mode, title) in zip(cols, COLUMNS.items(), strict=True):
+        for i, (col, (mode, title)) in enumerate(zip(cols, COLUMNS.items(), strict=True)):
+            first = i == 0  # carries the blocks' styles (recsys.list_view.STYLE)
             if mode in result.unavailable:
-                block = column_html(
-                    title, mode, captions=(f"Not available for {model_id}: {result.unavailable[mode]}.",)
-                )
+                why = f"Not available for {model_id}: {result.unavailable[mode]}."
+                block = column_html(title, mode, captions=(why,), style=first)
             elif mode not in lists:
-                block = column_html(title, mode, captions=("This model is the SVD baseline: see the Standard column.",))
+                why = "This model is the SVD baseline: see the Standard column."
+                block = column_html(title, mode, captions=(why,), style=first)
             elif lists[mode][0] is None:
-                block = column_html(title, mode, captions=(lists[mode][3],))
+                block = column_html(title, mode, captions=(lists[mode][3],), style=first)
             else:
                 df, label, got, note, strength, status = lists[mode]
                 captions = []
@@ -305,6 +306,7 @@ with page_guard("recommend"):
                     status=status,
                     rows=rows_of(df),
                     chosen=chosen_set,
+                    style=first,
                 )
             col.html(block)
 

@@ -7,8 +7,9 @@ costs neither the server nor the browser anything (the same HTML string leaves t
 
 The block carries what tests and tools read back as attributes: ``data-mode``, ``data-status``
 (reached / ceiling / floor / empty) and ``data-share`` (the tag share in whole percent, empty
-without tags) on ``div.rec-col``; list rows keep the markup ``<span style='font-weight:600'>title
-</span><br><span style='color:#555'>artist</span>``.
+without tags) on ``div.rec-col``; a list row is ``<li[ class=on]><span class=t>title</span><br><span
+class=a>artist</span><br><span class=g>tags</span></li>`` (``on``: it carries a chosen tag), styled
+by :data:`STYLE`, which the page's first column carries.
 """
 
 from __future__ import annotations
@@ -21,11 +22,22 @@ import pandas as pd
 #: (title, artist, tags, on_target) of one listed item; hashable, so a column's HTML can be cached.
 Row = tuple[str, str, tuple[str, ...], bool]
 
-_HEADING = "font-size:1.5rem;font-weight:600;line-height:1.3;margin:0 0 0.5rem 0;padding:0"
-_CAPTION = "font-size:0.875rem;color:rgba(49,51,63,0.6);margin:0 0 0.4rem 0;line-height:1.35"
-_LABEL = "font-size:0.875rem;margin:0"
-_VALUE = "font-size:2.25rem;line-height:1.2;margin:0 0 0.1rem 0"
-_DELTA = "font-size:0.875rem;color:rgba(49,51,63,0.6);margin:0 0 0.4rem 0"
+#: The blocks' styles, once per page (:func:`style_html`), so each row is a few classes, not inline styles:
+#: a third of the HTML for the browser to sanitize and parse on every dial move.
+STYLE = (
+    "<style>"
+    ".rec-col h3{font-size:1.5rem;font-weight:600;line-height:1.3;margin:0 0 0.5rem 0;padding:0}"
+    ".rec-col p{margin:0}"
+    ".rec-col .rec-label{font-size:0.875rem}"
+    ".rec-col .rec-share{font-size:2.25rem;line-height:1.2;margin:0 0 0.1rem 0}"
+    ".rec-col .rec-delta,.rec-col .rec-caption{font-size:0.875rem;color:rgba(49,51,63,0.6);margin:0 0 0.4rem 0;"
+    "line-height:1.35}"
+    ".rec-col ol{padding-left:1.4em;margin:0}"
+    ".rec-col li{padding:2px 4px;border-radius:4px;margin-bottom:2px}"
+    ".rec-col li.on{background:#fff3cd}"
+    ".rec-col .t{font-weight:600}.rec-col .a{color:#555}.rec-col .g{font-size:0.8em;color:#777}"
+    "</style>"
+)
 
 
 def rows_of(df: pd.DataFrame) -> tuple[Row, ...]:
@@ -42,14 +54,11 @@ def list_html(rows: tuple[Row, ...], chosen: frozenset[str]) -> str:
     out = []
     for title, artist, tags, on_target in rows:
         tag_txt = ", ".join(f"<b>{html.escape(t)}</b>" if t in chosen else html.escape(t) for t in tags)
-        style = "background:#fff3cd;" if on_target else ""
         out.append(
-            f"<li style='{style}padding:2px 4px;border-radius:4px;margin-bottom:2px'>"
-            f"<span style='font-weight:600'>{html.escape(title)}</span><br>"
-            f"<span style='color:#555'>{html.escape(artist)}</span><br>"
-            f"<span style='font-size:0.8em;color:#777'>{tag_txt}</span></li>"
+            f"<li{' class=on' if on_target else ''}><span class=t>{html.escape(title)}</span><br>"
+            f"<span class=a>{html.escape(artist)}</span><br><span class=g>{tag_txt}</span></li>"
         )
-    return "<ol style='padding-left:1.4em;margin:0'>" + "".join(out) + "</ol>"
+    return "<ol>" + "".join(out) + "</ol>"
 
 
 @lru_cache(maxsize=256)
@@ -63,23 +72,29 @@ def column_html(
     status: str = "",
     rows: tuple[Row, ...] | None = None,
     chosen: frozenset[str] = frozenset(),
+    style: bool = False,
 ) -> str:
     """One column: its heading, the tag share (``share``: None for no metric, NaN for "–") with its
-    distance from the dial (``delta``), plain-text ``captions``, and the list (``rows``; None for none)."""
+    distance from the dial (``delta``), plain-text ``captions``, and the list (``rows``; None for none).
+
+    ``style``: start with :data:`STYLE` (the page's first column carries it: the column a dial move
+    changes least, so the styles are rarely sent and parsed again).
+    """
     share_attr = "" if share is None or share != share else str(round(100 * share))
     parts = [
+        STYLE if style else "",
         f"<div class='rec-col' data-mode='{html.escape(mode)}' data-status='{html.escape(status)}' "
         f"data-share='{share_attr}'>",
-        f"<h3 style='{_HEADING}'>{html.escape(title)}</h3>",
+        f"<h3>{html.escape(title)}</h3>",
     ]
     if share is not None:
         value = "–" if share != share else f"{share:.0%}"
-        parts.append(f"<p style='{_LABEL}' title='share of the list carrying a chosen tag'>tag share</p>")
-        parts.append(f"<p class='rec-share' style='{_VALUE}'>{value}</p>")
+        parts.append("<p class='rec-label' title='share of the list carrying a chosen tag'>tag share</p>")
+        parts.append(f"<p class='rec-share'>{value}</p>")
         if delta:
-            parts.append(f"<p class='rec-delta' style='{_DELTA}'>{html.escape(delta)}</p>")
+            parts.append(f"<p class='rec-delta'>{html.escape(delta)}</p>")
     for text in captions:
-        parts.append(f"<p class='rec-caption' style='{_CAPTION}'>{html.escape(text)}</p>")
+        parts.append(f"<p class='rec-caption'>{html.escape(text)}</p>")
     if rows is not None:
         parts.append(list_html(rows, chosen))
     parts.append("</div>")

@@ -6,7 +6,7 @@ import re
 
 import pandas as pd
 
-from recsys.list_view import column_html, list_html, rows_of
+from recsys.list_view import STYLE, column_html, list_html, rows_of
 
 
 def _frame() -> pd.DataFrame:
@@ -34,7 +34,7 @@ def test_a_column_shows_heading_share_captions_and_the_list_escaped() -> None:
         chosen=frozenset({"blues"}),
     )
     assert block.startswith("<div class='rec-col' data-mode='tune' data-status='ceiling' data-share='35'>")
-    assert "<h3" in block and ">Tuned</h3>" in block
+    assert "<h3>Tuned</h3>" in block and "<style>" not in block
     assert "<p class='rec-share'" in block and ">35%</p>" in block and ">-5% vs dial</p>" in block
     assert re.findall(r"<p class='rec-caption'[^>]*>([^<]*)</p>", block) == [
         "⚠ α = 4.00",
@@ -42,8 +42,13 @@ def test_a_column_shows_heading_share_captions_and_the_list_escaped() -> None:
     ]
     assert "Rock &lt;Night&gt;" in block and "Signal &#x27;Comet&#x27;" in block and "Quiet &amp; Slow" in block
     assert "<b>blues</b>, rock" in block  # the chosen tag in bold
-    assert block.count("background:#fff3cd") == 1  # only the item carrying a chosen tag is highlighted
+    assert block.count("<li class=on>") == 1  # only the item carrying a chosen tag is highlighted
     assert block.count("<li") == 2 and block.endswith("</ol></div>")
+
+
+def test_the_first_column_carries_the_styles() -> None:
+    block = column_html("Standard", "standard", share=0.1, rows=rows_of(_frame()), style=True)
+    assert block.startswith(STYLE + "<div class='rec-col'") and ".rec-col li.on{background:#fff3cd}" in STYLE
 
 
 def test_columns_without_a_list_or_a_share() -> None:

@@ -133,10 +133,10 @@ def _columns(at) -> dict[str, dict]:
     out = {}
     for h in at.get("html"):
         body = h.proto.body
-        head = re.match(r"<div class='rec-col' data-mode='([^']*)' data-status='([^']*)' data-share='([^']*)'>", body)
+        head = re.search(r"<div class='rec-col' data-mode='([^']*)' data-status='([^']*)' data-share='([^']*)'>", body)
         if not head:
             continue
-        title = html.unescape(re.search(r"<h3[^>]*>([^<]*)</h3>", body).group(1))
+        title = html.unescape(re.search(r"<h3>([^<]*)</h3>", body).group(1))
         share = re.search(r"<p class='rec-share'[^>]*>([^<]*)</p>", body)
         shown = share.group(1) if share else None
         assert head.group(3) == ("" if shown in (None, "–") else shown.rstrip("%")), body[:300]  # the attribute
@@ -157,7 +157,7 @@ def _shares(at) -> dict[str, str]:
 
 
 def _songs_in(body: str) -> list[tuple[str, str]]:
-    pairs = re.findall(r"<span style='font-weight:600'>([^<]*)</span><br><span style='color:#555'>([^<]*)</span>", body)
+    pairs = re.findall(r"<span class=t>([^<]*)</span><br><span class=a>([^<]*)</span>", body)
     return [(html.unescape(t), html.unescape(a)) for t, a in pairs]
 
 
