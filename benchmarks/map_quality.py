@@ -39,6 +39,8 @@ from recsys.models.base import LatentRecommender  # noqa: E402
 from recsys.projection import LatentMap, item_points, neighbour_tag_agreement  # noqa: E402
 from recsys.registry import Registry  # noqa: E402
 from recsys.steering import Steerer  # noqa: E402
+from recsys.steering.evaluation import sweep_table  # noqa: E402
+from recsys.threads import training_torch_threads  # noqa: E402
 
 
 def latent_models(registry: Registry) -> list[str]:
@@ -91,34 +93,38 @@ def main() -> None:
     args = p.parse_args()
     registry = Registry(args.registry)
     before = Registry(args.before) if args.before else None
-    rows = []
-    for model_id in latent_models(registry):
-        t0 = time.perf_counter()
-        row = model_quality(registry, model_id, k=args.k, seed=args.seed)
-        if before is not None:
-            row["2-D map before"] = before_map(before, model_id, k=args.k)
-        row["map / random"] = row["2-D map"] / row["random layout"]
-        if before is not None and row["2-D map before"] is not None:
-            row["before / random"] = row["2-D map before"] / row["random layout"]
-        rows.append(row)
-        print(f"{model_id}: " + ", ".join(f"{c} {v:.3f}" for c, v in row.items() if isinstance(v, float)), flush=True)
-        print(f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
-    table = pd.DataFrame(rows)
-    notes = (
-        f"Share of each song's {args.k} nearest songs (Euclidean) that share its first tag, mean over the songs on "
-        "the map (recsys.projection.neighbour_tag_agreement). 'mapped space' is what the 2-D layout was fitted on "
-        "(recsys/projection.py: a flow model's pre-flow codes f^-1(z), the space its scores come from; the DLAE's "
-        "directions z/||z||, since its ranking depends only on the direction; else the latent space z). "
-        "'latent z' is the space steering moves in. 'random layout': uniform random 2-D points, the share with no "
-        "structure. '2-D map before': the map the --before registry stores (fitted on z for every model)."
-    )
+    with training_torch_threads():  # one torch/BLAS thread on a shared 2-core machine (recsys/threads.py)
+        rows = [_row(registry, before, model_id, args) for model_id in latent_models(registry)]
     write_result(
         args.out,
         title="Latent map quality: songs of one tag together on the map",
-        table=table.to_markdown(index=False, floatfmt=".3f"),
+        table=sweep_table(pd.DataFrame(rows)),
         argv=["python", "benchmarks/map_quality.py", *sys.argv[1:]],
-        notes=notes,
+        notes=NOTES.format(k=args.k),
     )
+
+
+NOTES = (
+    "Share of each song's {k} nearest songs (Euclidean) that share its first tag, mean over the songs on the map "
+    "(recsys.projection.neighbour_tag_agreement). 'mapped space' is what the 2-D layout was fitted on "
+    "(recsys/projection.py: a flow model's pre-flow codes f^-1(z), the space its scores come from; the DLAE's "
+    "directions z/||z||, since its ranking depends only on the direction; else the latent space z). 'latent z' is "
+    "the space steering moves in. 'random layout': uniform random 2-D points, the share with no structure. "
+    "'2-D map before': the map the --before registry stores (fitted on z for every model)."
+)
+
+
+def _row(registry: Registry, before: Registry | None, model_id: str, args: argparse.Namespace) -> dict:
+    t0 = time.perf_counter()
+    row = model_quality(registry, model_id, k=args.k, seed=args.seed)
+    if before is not None:
+        row["2-D map before"] = before_map(before, model_id, k=args.k)
+    row["map / random"] = row["2-D map"] / row["random layout"]
+    if before is not None and row["2-D map before"] is not None:
+        row["before / random"] = row["2-D map before"] / row["random layout"]
+    print(f"{model_id}: " + ", ".join(f"{c} {v:.3f}" for c, v in row.items() if isinstance(v, float)), flush=True)
+    print(f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
+    return row
 
 
 if __name__ == "__main__":
