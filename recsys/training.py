@@ -55,6 +55,10 @@ TOP_LEVEL_KEYS = ("family", "dataset", "model_id", "seed", "params", "n_heldout_
 #: ``protocol``: "strong" (default: strong generalization, Recall/NDCG) or "next_item" (temporal
 #: leave-last-out, HR@10/NDCG@10; recsys.next_item) for the sequential families.
 PROTOCOLS = ("strong", "next_item")
+#: Above this many items registering a model keeps tune+post's default step rule instead of choosing it
+#: on validation users (recsys.steering.protocols.choose_step_rule steers 200 users x 4 conditions x every
+#: step of the grid: hours at 100k songs on 2 cores).
+STEP_RULE_MAX_ITEMS = 10_000
 
 
 class ConfigError(ValueError):
@@ -206,8 +210,17 @@ def _train_from_config(
         return cfg["model_id"], {"fit_s": fit_s}
     metrics = evaluate_on_users(model, split.test_foldin, split.test_holdout)
     metrics["fit_s"] = fit_s
+    validation = (split.val_foldin, split.val_holdout)
+    if split.train.n_items > STEP_RULE_MAX_ITEMS:
+        logger.warning(
+            "tune+post keeps the default step rule: choosing it on validation users steers 200 users over every "
+            "step and condition, too slow above %d items (this catalogue: %d)",
+            STEP_RULE_MAX_ITEMS,
+            split.train.n_items,
+        )
+        validation = None
     extras, extra_info = compute_extras(
-        model, split.train, split.test_foldin, split.test_holdout, validation=(split.val_foldin, split.val_holdout)
+        model, split.train, split.test_foldin, split.test_holdout, validation=validation
     )
     registry = registry or Registry()
     model_id = registry.save(
