@@ -532,6 +532,23 @@ def table(results: dict[str, dict], before: dict | None) -> tuple[str, list[str]
     return "\n".join(lines), verdicts
 
 
+def _shown(argv: list[str]) -> list[str]:
+    """The command line as the result file records it: ``--notes`` and ``--before-label`` (in the notes) elided."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            out.append("…")
+            skip = False
+        elif a in ("--notes", "--before-label"):
+            out.append(a)
+            skip = True
+        elif a.startswith(("--notes=", "--before-label=")):
+            out.append(a.split("=", 1)[0] + "=…")
+        else:
+            out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--serve"]:
@@ -602,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out,
             title="Slider → updated page in the browser (headless Chromium)",
             table=text,
-            argv=["python", "benchmarks/browser_latency.py", *argv],
+            argv=["python", "benchmarks/browser_latency.py", *_shown(argv)],
             notes="\n\n".join(notes),
         )
     return 0
