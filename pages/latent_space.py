@@ -29,7 +29,7 @@ from recsys.app_support import (
     remember_tuned_alpha,
     require_router,
 )
-from recsys.map_view import map_figure, map_layers, map_points, prepared_figure
+from recsys.map_view import STILL_PATH_SHARE, map_figure, map_layers, map_points, path_share, prepared_figure
 from recsys.registry import Registry, RegistryError
 from recsys.steering import SteeringError
 
@@ -224,6 +224,17 @@ with page_guard("latent_space"):
         st.session_state.map_alpha = round(round(tuned_alpha / ALPHA_STEP) * ALPHA_STEP, 2)
     _map_fragment(layers, latent_map, steerer.model, picks, tags, path_z, path_xy, tuned_alpha)
 
+    if tags and path_xy is not None:
+        moved = path_share(path_xy, latent_map.item_coords)
+        if moved < STILL_PATH_SHARE:
+            here = next(s.dataset_name for s in ready if s.model_id == model_id)
+            others = [s.model_id for s in ready if s.model_id != model_id and s.dataset_name == here]
+            st.info(
+                f"On this map your tuned path barely moves ({moved:.1%} of the map's size) although tuning "
+                "changes the Tuned list: in this model's space your tuned point is far from every stored "
+                f"{noun} and listener, so the nearest-neighbour placement (below) cannot follow it."
+                + (f" The maps of {', '.join(others[:3])} show the path." if others else "")
+            )
     if not picks and not tags:
         st.info("Pick songs and tags on the **Recommend** page to see your point and its tuned trajectory here.")
     elif not tags:

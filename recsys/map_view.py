@@ -421,3 +421,24 @@ def _prepared_class():
 def prepared_figure(spec: dict):
     """``spec`` (from :func:`map_figure`) as a figure ``st.plotly_chart`` sends without rebuilding it."""
     return _prepared_class()(spec)
+
+
+#: A tuned path that moves less than this share of the map's extent is said not to show on the map.
+STILL_PATH_SHARE = 0.03
+
+
+def path_share(path_xy: np.ndarray, map_xy: np.ndarray) -> float:
+    """How far the placed path gets from its start, as a share of the map's diagonal (0 for a still path).
+
+    The placement rule (nearest stored points) cannot follow a point that is far from every stored
+    point, as in a very high-dimensional space; the page says so instead of showing a path that
+    seems not to move while the lists change.
+    """
+    path = np.asarray(path_xy, dtype=np.float64).reshape(-1, 2)
+    pts = np.asarray(map_xy, dtype=np.float64).reshape(-1, 2)
+    if len(path) < 2 or len(pts) < 2:
+        return 0.0
+    diagonal = float(np.linalg.norm(pts.max(axis=0) - pts.min(axis=0)))
+    if diagonal == 0.0:
+        return 0.0
+    return float(np.linalg.norm(path - path[0], axis=1).max() / diagonal)

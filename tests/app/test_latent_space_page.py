@@ -64,3 +64,28 @@ def test_the_map_and_its_slider_are_one_fragment() -> None:
     body = ast.unparse(fragments[0])
     assert "st.slider(" in body and "st.plotly_chart(" in body and "key='map_chart'" in body
     assert "ALPHA_LABEL" in body and f'ALPHA_LABEL = "{ALPHA_LABEL}"' in source
+
+
+def test_a_path_the_map_cannot_follow_is_said_to_be_still(person_on_the_map, monkeypatch) -> None:
+    """The MLP's path moves on its map (no note); where the placed path stays put, the page says why."""
+    import recsys.map_view
+
+    at = person_on_the_map
+    note = "your tuned path barely moves"
+    assert not any(note in i.value for i in at.info)
+    monkeypatch.setattr(recsys.map_view, "STILL_PATH_SHARE", 10.0)  # every path counts as still
+    at.run()
+    assert any(note in i.value and "nearest-neighbour placement" in i.value for i in at.info), [
+        i.value for i in at.info
+    ]
+
+
+def test_path_share_measures_how_far_the_placed_path_gets() -> None:
+    import numpy as np
+
+    from recsys.map_view import path_share
+
+    map_xy = np.array([[0.0, 0.0], [3.0, 4.0]])  # a diagonal of 5
+    assert path_share(np.array([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]), map_xy) == 0.0
+    assert path_share(np.array([[0.0, 0.0], [1.5, 2.0], [0.0, 0.5]]), map_xy) == pytest.approx(0.5)
+    assert path_share(np.array([[0.0, 0.0]]), map_xy) == 0.0
