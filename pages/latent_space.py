@@ -43,12 +43,11 @@ PLACEMENT = (
     "where it is; a point moving through the latent space moves smoothly across the map."
 )
 
-#: The trajectory's alphas (the drawn line) and the map's slider.
+#: The trajectory's alphas (the drawn line) and the map's α slider (its steps: the star's positions).
 MAX_MAP_ALPHA = 4.0
 ALPHAS = np.round(np.linspace(0.0, MAX_MAP_ALPHA, 17), 2)
 ALPHA_STEP = 0.05
-#: The slider's label (benchmarks/browser_latency.py and the browser test find it by this).
-ALPHA_LABEL = "Tuning strength α on the map"
+STEP_ALPHAS = np.round(np.arange(0.0, MAX_MAP_ALPHA + ALPHA_STEP / 2, ALPHA_STEP), 2)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -69,35 +68,32 @@ def _layers(registry, model_id: str, params, show_users: bool, show_items: bool,
     return _layers_cached(str(registry.root), model_id, sig, params, show_users, show_items, noun)
 
 
-@st.fragment
-def _map_fragment(layers, latent_map, model, picks, tags, path_z, path_xy, tuned_alpha: float) -> None:
-    """The slider and the map: a slider move reruns only this (the static layers come from a cache).
+def _map(layers, latent_map, model, picks, tags, path_z, path_xy, tuned_alpha: float) -> None:
+    """The map, with the α slider inside the figure (plotly's own: a move is drawn in the browser, no rerun).
 
-    The tuned point is linear in α (``z(α) = z(0) + α d``, ``Steerer.trajectory``), so the point at the
-    slider's α comes from the trajectory's ends without the model; only its placement is computed.
+    The tuned point is linear in α (``z(α) = z(0) + α d``, ``Steerer.trajectory``), so the star's point at
+    every step of the slider comes from the trajectory's ends without the model; all of them are placed
+    in one call.
     """
-    with page_guard("latent_space"):  # a fragment rerun ends with its own run marker (the browser tests wait on it)
-        now_xy = now_alpha = None
-        if tags:
-            now_alpha = float(
-                st.slider(
-                    ALPHA_LABEL, 0.0, MAX_MAP_ALPHA, step=ALPHA_STEP, key="map_alpha", format="%.2f",
-                    help="Moves the red star along your tuned trajectory. It starts where the Tuned column on the "
-                    "Recommend page stands.",
-                )
-            )  # fmt: skip
-            direction = (path_z[-1] - path_z[0]) / (ALPHAS[-1] - ALPHAS[0])
-            now_xy = latent_map.place_latent(model, path_z[0] + now_alpha * direction)
-        fig = map_figure(layers, path_xy=path_xy, alphas=ALPHAS if tags else [0.0], now_xy=now_xy, now_alpha=now_alpha)
-        st.plotly_chart(prepared_figure(fig), width="stretch", key="map_chart")
-        if tags:
-            start = "the average listener" if not picks else "your point"
-            st.caption(
-                f"The line is the tuned trajectory from {start} (white star, α = 0) toward {', '.join(tags)} for α "
-                f"from 0 to {MAX_MAP_ALPHA:g}; the red star is at the slider's α = {now_alpha:.2f}. The Tuned column "
-                f"on the Recommend page stands at α = {tuned_alpha:.2f} (solved from the share dial unless α is set "
-                "by hand)."
-            )
+    step_xy = None
+    if tags:
+        direction = (path_z[-1] - path_z[0]) / (ALPHAS[-1] - ALPHAS[0])
+        step_xy = latent_map.place_latent(model, path_z[0][None, :] + STEP_ALPHAS[:, None] * direction[None, :])
+    now_alpha = round(round(tuned_alpha / ALPHA_STEP) * ALPHA_STEP, 2) if tags else None
+    now_xy = step_xy[int(round(now_alpha / ALPHA_STEP))] if tags else None
+    fig = map_figure(
+        layers, path_xy=path_xy, alphas=ALPHAS if tags else [0.0], now_xy=now_xy, now_alpha=now_alpha,
+        step_alphas=STEP_ALPHAS if tags else None, step_xy=step_xy,
+    )  # fmt: skip
+    st.plotly_chart(prepared_figure(fig), width="stretch", key="map_chart")
+    if tags:
+        start = "the average listener" if not picks else "your point"
+        st.caption(
+            f"The line is the tuned trajectory from {start} (white star, α = 0) toward {', '.join(tags)} for α "
+            f"from 0 to {MAX_MAP_ALPHA:g}; the red star is at the α of the slider under the map, which starts "
+            f"where the Tuned column on the Recommend page stands: α = {tuned_alpha:.2f} (solved from the share "
+            "dial unless α is set by hand)."
+        )
 
 
 with page_guard("latent_space"):
@@ -217,12 +213,7 @@ with page_guard("latent_space"):
         view |= {"tags": format_tags_param(tags), "alpha": f"{tuned_alpha:.4g}"}
     st.query_params.from_dict(view)
 
-    # a new person (or a new tuned alpha from the Recommend page) puts the map's slider back there
-    source = (model_id, tuple(picks), tuple(sorted(tags.items())), tuned_alpha)
-    if st.session_state.get("map_alpha_source") != source or "map_alpha" not in st.session_state:
-        st.session_state.map_alpha_source = source
-        st.session_state.map_alpha = round(round(tuned_alpha / ALPHA_STEP) * ALPHA_STEP, 2)
-    _map_fragment(layers, latent_map, steerer.model, picks, tags, path_z, path_xy, tuned_alpha)
+    _map(layers, latent_map, steerer.model, picks, tags, path_z, path_xy, tuned_alpha)
 
     if tags and path_xy is not None:
         moved = path_share(path_xy, latent_map.item_coords)

@@ -6,10 +6,14 @@ No Streamlit here. The figure is built in two parts so that a slider move redraw
   ``scattergl`` trace per kind and tag, and the tag centroids, as plain JSON-able dicts (coordinates
   rounded to 1e-3 map units, no per-listener hover text: the payload a browser parses per update);
 * :func:`map_figure` adds the person's traces (tuned trajectory over alpha, the standard point, the
-  point at the chosen alpha), drawn last and in a legend of their own at the top left of the plot, so
+  point at the chosen alpha, "now"), drawn last and in a legend of their own at the top left of the plot, so
   they are never under the songs and never scrolled away; the tags' legend is a second, compact
   legend on the right. Centroid labels are annotations with leader lines, placed by
   :func:`place_labels` so that no two labels overlap and none covers a centroid or the person's path.
+
+The α control is part of the figure: a plotly slider (``layout.sliders``, :func:`alpha_slider`) whose
+steps restyle only the "now" star (its position for every step is computed on the server), so a move
+is drawn by plotly.js in the browser, with no script run and no new figure.
 
 Positions of points that were not fitted (centroids, the person) come from the map's placement rule
 (``LatentMap.place_latent``).
@@ -39,6 +43,14 @@ MARGIN = {"t": 10, "b": 10, "l": 10, "r": 10}
 CHAR_PX, PAD_PX, LABEL_H_PX, LABEL_GAP_PX = 7.0, 8.0, 18.0, 3.0
 #: Names of the person's traces (the browser test looks for the first).
 PERSON_TRACE, STANDARD_TRACE = "you, tuned over α", "you (standard, α = 0)"
+#: The α slider's label (its ``currentvalue`` prefix) and the height it adds below the plot, in pixels.
+ALPHA_LABEL = "Tuning strength α on the map"
+SLIDER_PX = 90
+
+
+def now_name(alpha: float) -> str:
+    """The "now" star's name (its legend entry) at ``alpha``."""
+    return f"you at α = {alpha:g} (now)"
 
 
 def item_colour_tags(steerer: Steerer, item_index: np.ndarray) -> list[str]:
@@ -341,12 +353,34 @@ def person_traces(path_xy: np.ndarray, alphas: Sequence[float], now_xy: np.ndarr
         traces.append(
             {
                 "type": "scattergl", "x": _rounded(now[:, 0]), "y": _rounded(now[:, 1]), "mode": "markers",
-                "name": f"you at α = {now_alpha:g} (now)", "legend": "legend", "legendrank": 3,
+                "name": now_name(now_alpha), "legend": "legend", "legendrank": 3,
                 "marker": {"size": 24, "symbol": "star", "color": "#e4572e", "line": {"width": 2, "color": "#111"}},
                 "hovertemplate": f"you now, α = {now_alpha:g}<extra></extra>",
             }
         )  # fmt: skip
     return traces
+
+
+def alpha_slider(step_alphas: Sequence[float], step_xy: np.ndarray, star: int, active: int) -> dict:
+    """A plotly slider (``layout.sliders[0]``) whose step ``k`` restyles only trace ``star`` (the "now"
+    star): its position to ``step_xy[k]``, its name (legend entry) and hover text to ``step_alphas[k]``.
+
+    Everything happens in plotly.js in the browser: no event reaches the server.
+    """
+    xy = np.asarray(step_xy, dtype=np.float64).reshape(-1, 2)
+    steps = []
+    for a, (x, y) in zip((float(v) for v in step_alphas), _rounded_pairs(xy), strict=True):
+        update = {"x": [[x]], "y": [[y]], "name": now_name(a), "hovertemplate": f"you now, α = {a:g}<extra></extra>"}
+        steps.append({"method": "restyle", "args": [update, [star]], "label": f"{a:g}", "value": f"{a:g}"})
+    return {
+        "active": int(active), "steps": steps, "x": 0.0, "len": 1.0, "xanchor": "left", "y": 0.0, "yanchor": "top",
+        "pad": {"t": 24, "b": 0, "l": 10, "r": 10}, "font": {"size": 12}, "transition": {"duration": 0},
+        "currentvalue": {"prefix": f"{ALPHA_LABEL}: ", "font": {"size": 13}},
+    }  # fmt: skip
+
+
+def _rounded_pairs(xy: np.ndarray) -> list[tuple[float, float]]:
+    return list(zip(_rounded(xy[:, 0]), _rounded(xy[:, 1]), strict=True))
 
 
 def map_figure(
@@ -356,13 +390,18 @@ def map_figure(
     alphas: Sequence[float] | None = None,
     now_xy: np.ndarray | None = None,
     now_alpha: float | None = None,
+    step_alphas: Sequence[float] | None = None,
+    step_xy: np.ndarray | None = None,
     height: int = HEIGHT_PX,
 ) -> dict:
     """The whole figure as a plotly dict: ``layers``' traces, then the person's (drawn last).
 
     ``path_xy``: the person's placed trajectory ``(len(alphas), 2)`` (one row: just their point);
-    ``now_xy`` / ``now_alpha``: the point at the chosen alpha. Returns ``{"data": [...], "layout": {...}}``
-    (no validation: every trace is built here; ``plotly.graph_objects.Figure(fig)`` accepts it).
+    ``now_xy`` / ``now_alpha``: the point at the chosen alpha. With ``step_alphas`` / ``step_xy`` (the
+    star's positions at every step) and a star, the figure gets the α slider (:func:`alpha_slider`),
+    active at the step nearest ``now_alpha``, below the plot (the figure is :data:`SLIDER_PX` taller;
+    the plot area keeps its size). Returns ``{"data": [...], "layout": {...}}`` (no validation: every
+    trace is built here; ``plotly.graph_objects.Figure(fig)`` accepts it).
     """
     person = []
     if path_xy is not None and len(path_xy):
@@ -390,7 +429,13 @@ def map_figure(
         "annotations": label_annotations(layers, obstacles),
         "uirevision": "map",
     }  # fmt: skip
-    return {"data": [*layers.traces, *person], "layout": layout}
+    data = [*layers.traces, *person]
+    if step_alphas is not None and step_xy is not None and person and now_alpha is not None:
+        active = int(np.argmin(np.abs(np.asarray(step_alphas, dtype=np.float64) - now_alpha)))
+        layout["sliders"] = [alpha_slider(step_alphas, step_xy, len(data) - 1, active)]
+        layout["height"] = height + SLIDER_PX
+        layout["margin"] = {**MARGIN, "b": MARGIN["b"] + SLIDER_PX}
+    return {"data": data, "layout": layout}
 
 
 @functools.cache

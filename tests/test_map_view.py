@@ -158,3 +158,32 @@ def test_few_centroids(n):
     m.extra_coords = m.extra_coords[:n]
     fig = map_figure(map_layers(points, m, TAGS[:n]))
     assert len(fig["layout"]["annotations"]) == n
+
+
+def test_the_alpha_slider_restyles_only_the_star_and_leaves_the_plot_area_alone():
+    import plotly.graph_objects as go
+
+    m, points = _crowded_map()
+    layers = map_layers(points, m, TAGS)
+    path = np.column_stack([np.linspace(-1, 1, 17), np.zeros(17)])
+    steps = np.round(np.arange(81) * 0.05, 2)
+    step_xy = np.column_stack([steps / 4 * 2 - 1, np.zeros(81)])
+    fig = map_figure(
+        layers, path_xy=path, alphas=np.linspace(0, 4, 17), now_xy=step_xy[30], now_alpha=1.52,
+        step_alphas=steps, step_xy=step_xy,
+    )  # fmt: skip
+    go.Figure(fig)  # plotly accepts the slider
+    (slider,) = fig["layout"]["sliders"]
+    star = len(fig["data"]) - 1
+    assert fig["data"][star]["name"] == "you at α = 1.52 (now)"
+    assert slider["active"] == 30  # the step nearest α = 1.52
+    assert all(s["method"] == "restyle" and s["args"][1] == [star] for s in slider["steps"])
+    assert slider["steps"][80]["args"][0] == {
+        "x": [[1.0]], "y": [[0.0]], "name": "you at α = 4 (now)", "hovertemplate": "you now, α = 4<extra></extra>",
+    }  # fmt: skip
+    # the slider sits below the plot: the plot area (where labels were placed) keeps its size
+    lay = fig["layout"]
+    assert lay["height"] - lay["margin"]["t"] - lay["margin"]["b"] == HEIGHT_PX - MARGIN["t"] - MARGIN["b"]
+    # no steps, no slider
+    plain = map_figure(layers, path_xy=path, alphas=np.linspace(0, 4, 17), now_xy=path[8], now_alpha=2.0)
+    assert "sliders" not in plain["layout"] and plain["layout"]["height"] == HEIGHT_PX

@@ -1,4 +1,4 @@
-"""The Latent space page's slider (issue 17): it moves the red star, the map is one fragment, cheap to redraw."""
+"""The Latent space page's α slider (issue 17): plotly's, in the figure; its steps move only the red star."""
 
 from __future__ import annotations
 
@@ -26,44 +26,58 @@ def person_on_the_map(run_page, built_registry: Path):
     return at
 
 
-def test_the_slider_starts_at_the_tuned_alpha_and_moves_the_star(person_on_the_map) -> None:
+def test_the_maps_slider_is_plotlys_and_moves_only_the_star(person_on_the_map, built_registry: Path) -> None:
+    """The α slider is in the figure (``layout.sliders``): each step restyles only the red star, at
+    the place ``place_latent`` gives the linear tuned path at that α; it starts at the Tuned column's α."""
+    import numpy as np
+
+    from recsys.app_support import parse_tags_param
+    from recsys.projection import LatentMap
+    from recsys.registry import Registry
+    from recsys.steering import Steerer
+
     at = person_on_the_map
-    slider = at.slider(key="map_alpha")
-    assert slider.label == ALPHA_LABEL and slider.value == 2.0 and (slider.min, slider.max) == (0.0, 4.0)
-    names = [t.get("name") for t in _spec(at)["data"]]
+    # no Streamlit α slider (a move needs no rerun): only the recompute expander's two
+    assert {s.key for s in at.slider} == {"map_nn", "map_md"}
+    spec = _spec(at)
+    names = [t.get("name") for t in spec["data"]]
     assert names[-3:] == ["you, tuned over α", "you (standard, α = 0)", "you at α = 2 (now)"]
-    star = _spec(at)["data"][-1]
-    slider.set_value(3.5).run()
-    assert not at.exception
-    moved = _spec(at)["data"]
-    assert moved[-1]["name"] == "you at α = 3.5 (now)"
-    assert (moved[-1]["x"], moved[-1]["y"]) != (star["x"], star["y"])
-    # the page's link keeps the Tuned column's α (the slider explores, it does not re-tune the person)
+    (slider,) = spec["layout"]["sliders"]
+    steps = slider["steps"]
+    alphas = [float(s["value"]) for s in steps]
+    np.testing.assert_allclose(alphas, np.arange(81) * 0.05, atol=1e-9)
+    assert alphas[slider["active"]] == 2.0 and ALPHA_LABEL in slider["currentvalue"]["prefix"]
+    star = len(spec["data"]) - 1
+    assert all(s["method"] == "restyle" and s["args"][1] == [star] for s in steps)
+    assert all(set(s["args"][0]) <= {"x", "y", "name", "hovertemplate"} for s in steps)
+    assert [s["args"][0]["name"] for s in steps][::20] == [f"you at α = {a:g} (now)" for a in (0, 1, 2, 3, 4)]
+    xy = np.array([[s["args"][0]["x"][0][0], s["args"][0]["y"][0][0]] for s in steps])
+    # the star as drawn is the active step
+    assert (spec["data"][star]["x"], spec["data"][star]["y"]) == ([xy[40, 0]], [xy[40, 1]])
+    # the steps: place_latent of z(α) = z(0) + α d for the page's person (its link), on the model's map
+    loaded = Registry(built_registry).load(at.query_params["model"])
+    steerer = Steerer.from_loaded(loaded)
+    picks = [p for p in at.query_params["picks"].split(",") if p]
+    tags = parse_tags_param(at.query_params["tags"])
+    assert picks and tags
+    z = steerer.trajectory(picks, tags, np.array([0.0, 1.0]))
+    latent_map = LatentMap.from_arrays(loaded.extras)
+    want = latent_map.place_latent(steerer.model, z[0][None, :] + (np.arange(81) * 0.05)[:, None] * (z[1] - z[0]))
+    np.testing.assert_allclose(xy, want, atol=2e-3)
+    assert np.ptp(xy, axis=0).max() > 0  # the star moves
+    # the page's link keeps the Tuned column's α
     assert float(at.query_params["alpha"]) == 2.0
-    # the static layers did not change
-    assert [t["name"] for t in moved[:-3]] == names[:-3]
     # labels are annotations with leader lines, one per centroid
-    notes = _spec(at)["layout"]["annotations"]
-    centroids = next(t for t in moved if t.get("name") == "tag centroids")
+    notes = spec["layout"]["annotations"]
+    centroids = next(t for t in spec["data"] if t.get("name") == "tag centroids")
     assert sorted(a["text"] for a in notes) == sorted(centroids["text"]) and all(a["showarrow"] for a in notes)
 
 
-def test_the_map_and_its_slider_are_one_fragment() -> None:
-    """A slider move reruns only the fragment: the slider and the chart are drawn inside it."""
-    import ast
-
+def test_the_page_has_no_fragment_and_no_streamlit_alpha_slider() -> None:
+    """A move of the map's α is plotly's (no rerun): the page has neither a fragment nor ``map_alpha``."""
     source = (Path(__file__).resolve().parents[2] / "pages" / "latent_space.py").read_text()
-    tree = ast.parse(source)
-    fragments = [
-        f
-        for f in ast.walk(tree)
-        if isinstance(f, ast.FunctionDef)
-        and any(getattr(d, "attr", getattr(d, "id", None)) == "fragment" for d in f.decorator_list)
-    ]
-    assert len(fragments) == 1
-    body = ast.unparse(fragments[0])
-    assert "st.slider(" in body and "st.plotly_chart(" in body and "key='map_chart'" in body
-    assert "ALPHA_LABEL" in body and f'ALPHA_LABEL = "{ALPHA_LABEL}"' in source
+    assert "st.fragment" not in source and "map_alpha" not in source
+    assert "step_alphas=" in source and 'key="map_chart"' in source
 
 
 def test_a_path_the_map_cannot_follow_is_said_to_be_still(person_on_the_map, monkeypatch) -> None:

@@ -3,8 +3,9 @@
 Opens the page by a link carrying a person (a stored held-out listener's picks and a tag they lack,
 as the Recommend page's first visit does) for each latent model, then checks what the browser drew:
 no two centroid labels' boxes intersect (their real bounding boxes), the person's legend entries are
-inside the plot (never scrolled away), and a move of the slider "Tuning strength α on the map" moves
-the red star (its legend entry names the new α).
+inside the plot (never scrolled away), and a click on a step of the map's own α slider (plotly's,
+"Tuning strength α on the map") moves the red star (its legend entry names the new α) with no
+message to the server and no new script run.
 
 Registry: ``$RECSYS_BROWSER_REGISTRY`` (e.g. the demo's, built with UMAP:
 ``python -m recsys.defaults --registry DIR``), else the small PCA registry of the other browser
@@ -54,6 +55,11 @@ def _link(registry: Path, model_id: str) -> str:
     return f"/latent_space?model={model_id}&picks={','.join(picks)}&tags={tag}:1&alpha=1.5"
 
 
+#: The red star as plotly holds it (the figure's last trace).
+_STAR_JS = """() => { const t = document.querySelector('.js-plotly-plot').data.at(-1);
+  return {name: t.name, xy: [Array.from(t.x), Array.from(t.y)]}; }"""
+
+
 def _boxes(page, selector: str) -> list[dict]:
     return page.eval_on_selector_all(
         selector,
@@ -77,8 +83,10 @@ def test_the_map_is_legible_and_follows_its_slider(
     registry = Registry(map_registry)
     latent = [m for m in registry.ids() if "map" in (registry.read_manifest(m).get("info") or {})]
     js_errors: list[str] = []
+    sent: list[int] = []  # the websocket's messages to the server (a rerun is one)
     with sync_playwright() as p:
         browser, page = launch(p, chromium, js_errors)
+        page.on("websocket", lambda ws: ws.on("framesent", lambda _payload: sent.append(1)))
         try:
             for model_id in latent:
                 page.goto(map_server + _link(map_registry, model_id), timeout=TIMEOUT_MS)
@@ -101,15 +109,23 @@ def test_the_map_is_legible_and_follows_its_slider(
                     assert box is not None and entry.is_visible(), f"{model_id}: legend entry {name!r} not shown"
                     assert plot["y0"] <= box["y"] and box["y"] + box["height"] <= plot["y1"], f"{name!r} scrolled"
 
-                slider = page.get_by_role("slider", name=SLIDER_LABEL)
-                slider.focus()
-                n = runs(page)
-                for _ in range(10):  # 1.5 -> 2.0
-                    page.keyboard.press("ArrowRight")
+                # the α slider is plotly's, under the map: a click on a step moves the star, in the browser only
+                ticks = page.locator(".js-plotly-plot .slider-container rect.slider-tick-rect")
+                assert ticks.count() == 81, f"{model_id}: {ticks.count()} steps on the map's α slider"
+                assert SLIDER_LABEL in page.locator(".js-plotly-plot .slider-container").first.text_content()
+                n, sent_before = runs(page), len(sent)
+                star_before = page.evaluate(_STAR_JS)
+                assert star_before["name"] == "you at α = 1.5 (now)", star_before
+                tick = ticks.nth(40).bounding_box()  # α = 2
+                page.mouse.click(tick["x"] + tick["width"] / 2, tick["y"] + tick["height"] / 2)
                 page.locator(".js-plotly-plot .legendtext", has_text="you at α = 2 (now)").first.wait_for(
                     timeout=TIMEOUT_MS
                 )
-                settle(page, n, timeout_ms=TIMEOUT_MS)
+                star = page.evaluate(_STAR_JS)
+                assert star["name"] == "you at α = 2 (now)" and star["xy"] != star_before["xy"], (star_before, star)
+                page.wait_for_timeout(1000)  # no rerun follows: no message to the server, no new run marker
+                assert len(sent) == sent_before, f"{model_id}: the move sent {len(sent) - sent_before} messages"
+                assert runs(page) == n
                 family = registry.read_manifest(model_id)["family"]
                 page.screenshot(path=str(screenshot_dir / f"latent_space_{family}.png"), full_page=True)
         finally:
