@@ -100,15 +100,24 @@ class Table:
     def render(self) -> tuple[str, list[int]]:
         """(text, start line of every record)."""
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator=self.terminator)
-        w.writerow(self.header)
+        buf.write(_csv_line(self.header, self.terminator))
         starts = []
         for k, rec in enumerate(self.records):
             starts.append(buf.getvalue().count("\n") + 1)
-            w.writerow(rec)
+            buf.write(_csv_line(rec, self.terminator))
             if k in self.blank_after:
                 buf.write(self.terminator)
         return ("\ufeff" if self.bom else "") + buf.getvalue(), starts
+
+
+def _csv_line(fields: list[str], terminator: str) -> str:
+    """One record, quoted where a reader needs it: the delimiter, a quote, and both line-break characters.
+
+    (Python 3.11's csv writer quotes only the characters of its own line terminator, so with "\n" it
+    wrote a bare "\r" unquoted, which every reader takes as a line break, not as part of an id.)
+    """
+    quoted = ['"' + f.replace('"', '""') + '"' if any(c in f for c in ',"\r\n') else f for f in fields]
+    return ",".join(quoted) + terminator
 
 
 @st.composite
