@@ -169,7 +169,8 @@ with page_guard("your_data"):
     job = running or next((j for j in jobs if j.name == wanted), None) or (jobs[0] if jobs else None)
     if job is not None:
         st.header("3. Training job")
-        live = job_status(job)["state"] not in FINISHED
+        status = job_status(job)  # the fragment below reads it afresh on each poll
+        live = status["state"] not in FINISHED
 
         @st.fragment(run_every=1.0 if live else None)
         def job_panel() -> None:
@@ -203,16 +204,15 @@ with page_guard("your_data"):
 
         job_panel()
 
-        status = job_status(job)
         done = [m for m in status["models"] if m.get("state") == "done"]
         ready = {s.model_id for s in cached_statuses(registry) if s.ok}
         done = [m for m in done if m["model_id"] in ready]
         if done and not live:
             st.header("4. Steer it")
-            ids = [m["model_id"] for m in done]
-            latent = [i for i in ids if not i.startswith(("popularity-", "ease-", "svd-"))]
+            # latent models first: they are the ones that can be tuned
+            ids = [m["model_id"] for m in sorted(done, key=lambda m: m["family"] in ("popularity", "ease", "svd"))]
             cols = st.columns([2, 1, 1, 1])
-            chosen = cols[0].selectbox("Model", latent + [i for i in ids if i not in latent], key="ud_open_model")
+            chosen = cols[0].selectbox("Model", ids, key="ud_open_model")
             targets = (
                 ("pages/recommend.py", "Recommend", ":material/queue_music:"),
                 ("pages/latent_space.py", "Latent space", ":material/scatter_plot:"),

@@ -93,15 +93,6 @@ def _epoch_bar(total: int | None, desc: str):
     return bar, progress
 
 
-def _default_param(family: str, name: str):
-    import inspect
-
-    from .models import get_model_class
-
-    p = inspect.signature(get_model_class(family).__init__).parameters.get(name)
-    return None if p is None or p.default is inspect.Parameter.empty else p.default
-
-
 def _print_table(df: pd.DataFrame) -> None:
     with pd.option_context("display.max_rows", 200, "display.max_columns", 30, "display.width", 160):
         print(df.to_string(index=False))
@@ -163,7 +154,7 @@ def cmd_data_import(args: argparse.Namespace) -> None:
 # train / evaluate
 # ---------------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> None:
-    from .training import apply_overrides, load_template, train_from_config
+    from .training import apply_overrides, load_template, max_epochs, train_from_config
 
     if args.template is None and args.family is None:
         raise CliError("give a family (`train ease`) or a template (`train --template multvae`)")
@@ -199,10 +190,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         ds = load_dataset("ml-1m", data_dir=args.data_dir, timestamped_only=True)
     else:
         ds = _load_dataset(cfg["dataset"], args.data_dir)
-    epochs = cfg["params"].get("epochs") or _default_param(cfg["family"], "epochs")
-    flow_epochs = cfg["params"].get("flow_epochs", _default_param(cfg["family"], "flow_epochs"))
-    if epochs and flow_epochs:  # the flow families train their flow for up to flow_epochs more
-        epochs = int(epochs) + int(flow_epochs)
+    epochs = max_epochs(cfg["family"], cfg["params"])
     print(f"training {cfg['family']} on {ds.name} ({ds.n_users} users, {ds.n_items} {ds.item_noun}s)", file=sys.stderr)
     if args.ddp is not None:
         _train_ddp(args, cfg, ds, epochs)
@@ -267,20 +255,13 @@ def _model_specs(names: Sequence[str], *, search: bool = True):
     return specs
 
 
-def _max_epochs(family: str, params: dict) -> int | None:
-    """The most epochs a fit can run (the flow families train their flow for up to flow_epochs more)."""
-    epochs = params.get("epochs") or _default_param(family, "epochs")
-    flow_epochs = params.get("flow_epochs", _default_param(family, "flow_epochs"))
-    if epochs and flow_epochs:
-        epochs = int(epochs) + int(flow_epochs)
-    return int(epochs) if epochs else None
-
-
 def _evaluation_bars(total: int):
     """An outer bar over (model, seed) and a ``fit_context`` for run_protocol that draws an epoch bar per fit."""
     import contextlib
 
     from tqdm.auto import tqdm
+
+    from .training import max_epochs
 
     outer = tqdm(total=total, desc="evaluating", unit="run", file=sys.stderr)
 
@@ -292,7 +273,7 @@ def _evaluation_bars(total: int):
             point = {k: v for k, v in params.items() if spec.params.get(k) != v}
             label = f"{spec.name} validation {point}"
         outer.set_description(label)
-        epochs = _max_epochs(spec.name, params)
+        epochs = max_epochs(spec.name, params)
         inner, progress = _epoch_bar(epochs, label) if epochs else (None, None)
         if inner is not None:
             inner.leave = False

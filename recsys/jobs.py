@@ -92,26 +92,6 @@ def _write_status(job_dir: Path, status: dict) -> None:
     atomic_write_text(job_dir / "status.json", json.dumps(status, indent=1))
 
 
-def planned_epochs(family: str, params: dict) -> int | None:
-    """Epochs the progress bar counts for ``family`` with ``params`` (flow families add their flow's)."""
-    import inspect
-
-    from .models import get_model_class
-
-    defaults = inspect.signature(get_model_class(family).__init__).parameters
-
-    def value(name: str):
-        if name in params:
-            return params[name]
-        p = defaults.get(name)
-        return None if p is None or p.default is inspect.Parameter.empty else p.default
-
-    epochs, flow = value("epochs"), value("flow_epochs")
-    if not epochs:
-        return None
-    return int(epochs) + int(flow or 0)
-
-
 def job_config(family: str, dataset: str, epochs: int | None) -> dict[str, Any]:
     """The training config of one family: its YAML template, this data set, epochs capped at ``epochs``."""
     from .training import load_template
@@ -332,7 +312,7 @@ def run_job(job_dir: str | Path) -> int:
     try:
         from .data import load_dataset
         from .registry import Registry
-        from .training import train_from_config
+        from .training import max_epochs, train_from_config
 
         dataset = load_dataset(spec["dataset"], data_dir=spec.get("data_dir"))
         print(
@@ -343,7 +323,7 @@ def run_job(job_dir: str | Path) -> int:
         registry = Registry(spec["registry"])
         for entry in status["models"]:
             cfg = job_config(entry["family"], spec["dataset"], spec.get("epochs"))
-            entry.update(state="training", epoch=0, epochs=planned_epochs(entry["family"], cfg["params"]))
+            entry.update(state="training", epoch=0, epochs=max_epochs(entry["family"], cfg["params"]))
             _write_status(job_dir, status)
             print(f"--- {entry['model_id']}: {cfg['params']}", flush=True)
 

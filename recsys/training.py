@@ -101,6 +101,22 @@ def model_param_names(family: str) -> list[str]:
     return [n for n, p in sig.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
 
+def default_param(family: str, name: str) -> Any:
+    """The default of the family's constructor parameter ``name`` (None where it has none)."""
+    p = inspect.signature(get_model_class(family).__init__).parameters.get(name)
+    return None if p is None or p.default is inspect.Parameter.empty else p.default
+
+
+def max_epochs(family: str, params: dict[str, Any]) -> int | None:
+    """The most epochs a fit of ``family`` with ``params`` can run (progress bars count them): ``epochs``,
+    plus ``flow_epochs`` for the flow families, which train their flow for up to that many more."""
+    epochs = params.get("epochs") or default_param(family, "epochs")
+    flow_epochs = params.get("flow_epochs", default_param(family, "flow_epochs"))
+    if epochs and flow_epochs:
+        epochs = int(epochs) + int(flow_epochs)
+    return int(epochs) if epochs else None
+
+
 def apply_overrides(cfg: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Return a copy of ``cfg`` with ``key=value`` overrides applied (values parsed as YAML)."""
     out = {**cfg, "params": dict(cfg.get("params") or {})}

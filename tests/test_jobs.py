@@ -91,13 +91,15 @@ def test_a_data_set_that_cannot_be_loaded_fails_the_job_with_its_reason(imported
     assert [m["state"] for m in status["models"]] == ["failed"]
 
 
-def test_planned_epochs_and_configs() -> None:
+def test_job_configs_cap_epochs() -> None:
+    from recsys.training import max_epochs
+
     cfg = jobs.job_config("multvae", NAME, 7)
     assert cfg["params"]["epochs"] == 7 and cfg["model_id"] == f"multvae-{NAME}" and cfg["dataset"] == NAME
-    assert jobs.planned_epochs("multvae", cfg["params"]) == 7
-    assert jobs.planned_epochs("ease", {}) is None
+    assert max_epochs("multvae", cfg["params"]) == 7
+    assert max_epochs("ease", {}) is None
     flow = jobs.job_config("flow", NAME, 5)["params"]
-    assert jobs.planned_epochs("flow", flow) == flow["epochs"] + flow["flow_epochs"] <= 10
+    assert max_epochs("flow", flow) == flow["epochs"] + flow["flow_epochs"] <= 10
 
 
 def test_start_refuses_unknown_families_and_existing_models(imported: Path, tmp_path: Path) -> None:
