@@ -47,9 +47,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import urllib.parse  # noqa: E402
@@ -65,16 +62,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+from tests.browser.app_server import (  # noqa: E402  (the browser test's chromium and server handling)
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    free_port,
+    start_server,
+    stop,
+    wait_until_serving,
+)
+
 VIEWPORT = {"width": 1400, "height": 1300}  # as the browser test
 SHARE_LABEL = "Share of the list with your tags"
 #: The Latent space page's trajectory slider (pages/latent_space.py ALPHA_LABEL); else its first slider
@@ -227,16 +223,10 @@ def _serve_main(timing_log: str, streamlit_args: list[str]) -> None:
     cli.main()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def serve(registry: Path, work: Path) -> Iterator[tuple[str, Path]]:
     """A fresh server on ``registry`` (the wrapper above); yields (url, timing log), then stops it."""
-    port = _free_port()
+    port = free_port()
     timing = work / f"timing-{port}.jsonl"
     timing.write_text("")
     log = work / f"streamlit-{port}.log"
@@ -245,39 +235,13 @@ def serve(registry: Path, work: Path) -> Iterator[tuple[str, Path]]:
     cmd += ["--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1"]
     cmd += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
     cmd += ["--client.toolbarMode", "minimal"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    proc = start_server(cmd, env, log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"streamlit did not start:\n{log.read_text()[-3000:]}") from None
-                time.sleep(0.5)
+        wait_until_serving(url, proc, log, timeout_s=120)
         yield url, timing, proc.pid
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop(proc)
 
 
 def _process_tree() -> dict[int, tuple[int, str, float]]:

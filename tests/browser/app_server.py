@@ -1,6 +1,7 @@
 """Running the app for a browser test: a freshly started server, a headless chromium page, checks.
 
-Shared by the browser tests (the fixtures ``chromium`` and ``screenshot_dir`` are in conftest.py).
+Shared by the browser tests (the fixtures ``chromium`` and ``screenshot_dir`` are in conftest.py) and
+``benchmarks/browser_latency.py`` (the chromium flags, starting, waiting for and stopping a server).
 """
 
 from __future__ import annotations
@@ -41,21 +42,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_until_serving(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_S
+def start_server(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start a server command in its own session (so :func:`stop` ends everything it starts), output to ``log``."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = SERVER_START_S) -> None:
+    """Wait for Streamlit's health endpoint; an exited or silent server raises with the end of its log."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                 if r.status == 200:
                     return
         except OSError:
             time.sleep(0.5)
-    raise AssertionError(f"streamlit did not serve {url} within {SERVER_START_S} s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"streamlit did not serve {url} within {timeout_s:g} s:\n{log.read_text()[-3000:]}")
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen) -> None:
     """Stop the server and anything it started (its own process group)."""
     if proc.poll() is not None:
         return
@@ -80,22 +96,13 @@ def serve(registry_dir: Path, log_dir: Path, env: dict[str, str] | None = None) 
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true"]
     cmd += ["--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
     cmd += ["--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    proc = start_server(cmd, env, log)
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_until_serving(url, proc, log)
+        wait_until_serving(url, proc, log)
         yield url
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def wait_settled(page, since: int = 0) -> None:
