@@ -290,6 +290,7 @@ def _evaluation_bars(total: int):
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import format_table, format_tuning, run_protocol, summarize
+    from .threads import evaluation_jobs
 
     ds = _load_dataset(args.dataset, args.data_dir)
     try:
@@ -300,9 +301,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if not seeds or not names:
         raise CliError("give at least one model (--models) and one seed (--seeds)")
     specs = _model_specs(names, search=args.search)
+    if args.jobs is not None and args.jobs < 1:
+        raise CliError(f"--jobs must be at least 1, got {args.jobs}")
+    jobs = evaluation_jobs() if args.jobs is None else args.jobs
     outer, fit_context = _evaluation_bars(len(seeds) * len(specs))
     try:
-        results = run_protocol(ds, specs, seeds, n_heldout_users=args.heldout_users, fit_context=fit_context)
+        results = run_protocol(
+            ds, specs, seeds, n_heldout_users=args.heldout_users, fit_context=fit_context, jobs=jobs
+        )
     finally:
         outer.close()
     table = format_table(summarize(results))
@@ -701,7 +707,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Accuracy protocol (BENCHMARK.md). Each family's settings come from recsys/tuning.py: its "
         "small grid is tried once, on the validation users of the first seed's split, and the chosen point is "
         "used for every seed; torch families train for at most 100 epochs and stop 5 epochs after their best "
-        "validation NDCG@100. One torch/BLAS thread on machines with at most 2 cores ($RECSYS_TORCH_THREADS).",
+        "validation NDCG@100. One torch/BLAS thread per fit on machines with at most 2 cores ($RECSYS_TORCH_THREADS), "
+        "and as many fits at once as the cores hold (--jobs); the rows do not depend on --jobs.",
     )
     e.add_argument("--dataset", default="synthetic")
     e.add_argument("--models", default="popularity,ease", help="comma-separated families")
@@ -712,6 +719,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="search",
         action="store_false",
         help="fit each family's first grid point only (quick; no validation search)",
+    )
+    e.add_argument(
+        "--jobs",
+        type=int,
+        help="fits at once, one worker process each (default: cores / threads per fit, 2 on a 2-core machine); "
+        "each worker holds its own copy of the data",
     )
     e.add_argument("--out", help="also write a markdown result file (command, machine, versions)")
     add_common(e)

@@ -10,10 +10,12 @@ tidy table (one row per model and seed) that ``summarize`` turns into mean +- st
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,6 +164,40 @@ def select_on_validation(
     return {**spec.params, **best["point"]}, trials
 
 
+@dataclass(frozen=True)
+class _FitTask:
+    """One fit and its scoring: a grid point on the first seed's validation users, or a seed's test run."""
+
+    stage: str  # "validation" or "test"
+    spec_index: int
+    seed: int
+    params: dict[str, Any]  # fixed parameters + the point (before seeding)
+    point: dict[str, Any] = field(default_factory=dict)  # the grid point (validation)
+    point_index: int = 0
+
+
+class _FitRunner:
+    """Runs :class:`_FitTask` s on one data set; each seed's split is drawn once."""
+
+    def __init__(self, dataset: Dataset, specs: list[ModelSpec], n_heldout_users: int | None):
+        self.dataset, self.specs, self.n_heldout_users = dataset, specs, n_heldout_users
+        self._splits: dict[int, StrongSplit] = {}
+
+    def split(self, seed: int) -> StrongSplit:
+        if seed not in self._splits:
+            self._splits[seed] = strong_generalization_split(self.dataset, seed, self.n_heldout_users)
+        return self._splits[seed]
+
+    def run(self, task: _FitTask, progress: ProgressCallback | None) -> dict[str, Any]:
+        split, spec = self.split(task.seed), self.specs[task.spec_index]
+        if task.stage == "validation":
+            users = (split.val_foldin, split.val_holdout)
+        else:
+            users = (split.test_foldin, split.test_holdout)
+        model, fit_s, res = _fit_and_score(spec, _seeded(spec, task.params, task.seed), split, users, progress)
+        return {"metrics": res, "fit_s": fit_s, **_stopping(model)}
+
+
 def run_protocol(
     dataset: Dataset,
     specs: Iterable[ModelSpec],
@@ -171,15 +207,20 @@ def run_protocol(
     metric: str = "ndcg@100",
     fit_context: FitContext | None = None,
     threads: int | None = None,
+    jobs: int = 1,
 ) -> pd.DataFrame:
     """Strong-generalization protocol over seeds; one row per (model, seed).
 
     Hyperparameters are chosen once, on the validation users of the first seed's split, and that
     point is used for every seed: each seed refits it on its training users (torch families stop
     early on that split's validation users) and scores its test users. Models that take a ``seed``
-    are seeded with the split's seed. Everything runs under
+    are seeded with the split's seed. Every fit runs under
     :func:`recsys.threads.training_torch_threads` (``threads``: its thread count; default one
     thread on machines with at most 2 cores).
+
+    ``jobs > 1`` runs the fits in that many spawned worker processes (each fit is seeded and
+    single-threaded, so the rows are the same as with ``jobs=1``); a family's test runs start as
+    soon as its own grid is done. Specs that cannot be sent to a process (a lambda factory) run here.
 
     Rows hold the metrics, ``fit_s``, ``score_ms_per_user``, the chosen ``params`` (the same in
     every row of a model), ``validation_trials`` and ``tuned_on_seed``, plus ``best_epoch`` and
@@ -189,36 +230,216 @@ def run_protocol(
     specs = _without_oversized_ease(specs, dataset.n_items)
     if not seeds:
         raise ValueError("run_protocol needs at least one seed")
-    chosen: list[tuple[dict[str, Any], list[dict]]] = []
-    rows = []
+    points = [_grid_points(spec.grid) for spec in specs]
+    trials: list[list[dict | None]] = [[None] * len(p) if len(p) > 1 else [] for p in points]
+    chosen: list[dict[str, Any] | None] = [None] * len(specs)
+    results: list[tuple[_FitTask, dict[str, Any]]] = []
+
+    def ready_after_grid(i: int) -> list[_FitTask]:
+        """Spec ``i``'s test tasks once its grid is done (recording the choice)."""
+        if trials[i]:
+            best = max(range(len(trials[i])), key=lambda j: trials[i][j][metric])
+            chosen[i] = {**specs[i].params, **points[i][best]}
+        else:
+            chosen[i] = {**specs[i].params, **points[i][0]}
+        return [_FitTask("test", i, seed, chosen[i]) for seed in seeds]
+
+    tasks = [
+        _FitTask("validation", i, seeds[0], {**spec.params, **p}, p, j)
+        for i, spec in enumerate(specs)
+        if len(points[i]) > 1
+        for j, p in enumerate(points[i])
+    ]
+    for i in range(len(specs)):
+        if not trials[i]:
+            tasks += ready_after_grid(i)
+
+    def finished(task: _FitTask, out: dict[str, Any]) -> list[_FitTask]:
+        if task.stage == "test":
+            results.append((task, out))
+            return []
+        i = task.spec_index
+        score = out["metrics"][metric]
+        stops = {k: out[k] for k in ("best_epoch", "epochs_run") if k in out}
+        trials[i][task.point_index] = {"point": task.point, metric: score, "fit_s": out["fit_s"], **stops}
+        logger.info("validation %s %s: %s=%.4f", specs[i].name, task.point, metric, score)
+        return ready_after_grid(i) if all(t is not None for t in trials[i]) else []
+
     with training_torch_threads(threads) as n_threads:
-        for seed in seeds:
-            split = strong_generalization_split(dataset, seed, n_heldout_users)
-            if not chosen:  # the first seed's validation users choose, once, for every seed
-                chosen = [
-                    select_on_validation(spec, split, metric=metric, seed=seed, fit_context=fit_context)
-                    for spec in specs
-                ]
-            for spec, (params, trials) in zip(specs, chosen, strict=True):
-                with fit_context("test", spec, seed, params) if fit_context else nullcontext() as progress:
-                    model, fit_s, res = _fit_and_score(
-                        spec, _seeded(spec, params, seed), split, (split.test_foldin, split.test_holdout), progress
-                    )
-                rows.append(
-                    {
-                        "model": spec.name,
-                        "seed": seed,
-                        **{k: res[k] for k in METRIC_COLUMNS},
-                        "fit_s": fit_s,
-                        "score_ms_per_user": res["score_ms_per_user"],
-                        "params": params,
-                        "validation_trials": trials,
-                        "tuned_on_seed": seeds[0],
-                        "threads": n_threads,
-                        **_stopping(model),
-                    }
-                )
+        runner = _FitRunner(dataset, specs, n_heldout_users)
+        parallel = jobs > 1 and len(tasks) > 1
+        if parallel and not _sendable(specs):
+            logger.warning("these model specs cannot be sent to worker processes; fitting them one by one")
+            parallel = False
+        if parallel:
+            _run_in_processes(runner, tasks, finished, fit_context, n_threads, jobs)
+        else:
+            _run_here(runner, tasks, finished, fit_context)
+    order = {(seed, i): n for n, (seed, i) in enumerate((s, i) for s in seeds for i in range(len(specs)))}
+    results.sort(key=lambda r: order[(r[0].seed, r[0].spec_index)])
+    rows = []
+    for task, out in results:
+        i = task.spec_index
+        rows.append(
+            {
+                "model": specs[i].name,
+                "seed": task.seed,
+                **{k: out["metrics"][k] for k in METRIC_COLUMNS},
+                "fit_s": out["fit_s"],
+                "score_ms_per_user": out["metrics"]["score_ms_per_user"],
+                "params": chosen[i],
+                "validation_trials": trials[i],
+                "tuned_on_seed": seeds[0],
+                "threads": n_threads,
+                **{k: out[k] for k in ("best_epoch", "epochs_run") if k in out},
+            }
+        )
     return pd.DataFrame(rows)
+
+
+def _context(fit_context: FitContext | None, runner: _FitRunner, task: _FitTask) -> AbstractContextManager:
+    if fit_context is None:
+        return nullcontext()
+    return fit_context(task.stage, runner.specs[task.spec_index], task.seed, task.params)
+
+
+def _run_here(
+    runner: _FitRunner,
+    tasks: list[_FitTask],
+    finished: Callable[[_FitTask, dict[str, Any]], list[_FitTask]],
+    fit_context: FitContext | None,
+) -> None:
+    """Every task in this process, in order (tasks a finished one makes ready go to the end)."""
+    queue = deque(tasks)
+    while queue:
+        task = queue.popleft()
+        with _context(fit_context, runner, task) as progress:
+            out = runner.run(task, progress)
+        queue.extend(finished(task, out))
+
+
+def _sendable(specs: list[ModelSpec]) -> bool:
+    import pickle
+
+    try:
+        pickle.dumps(specs)
+    except Exception:  # a local class or lambda factory: this process only
+        return False
+    return True
+
+
+_worker_runner: _FitRunner | None = None
+_worker_events: Any = None
+_worker_threads = ExitStack()
+
+
+def _init_fit_worker(runner: _FitRunner, events: Any, threads: int) -> None:
+    """A worker holds the data set and its splits for every task, and keeps the parent's thread limit."""
+    global _worker_runner, _worker_events
+    _worker_runner, _worker_events = runner, events
+    _worker_threads.enter_context(training_torch_threads(threads))
+
+
+def _fit_in_worker(task_id: int, task: _FitTask, report: bool) -> dict[str, Any]:
+    """Run one task; its start and each epoch are sent to the parent's progress queue."""
+    assert _worker_runner is not None
+    events = _worker_events
+
+    def progress(epoch: int, elapsed: float, info: dict) -> None:
+        events.put((task_id, "epoch", (epoch, elapsed, {k: v for k, v in info.items() if isinstance(v, int | float)})))
+
+    if report:
+        events.put((task_id, "start", None))
+    return _worker_runner.run(task, progress if report else None)
+
+
+def _run_in_processes(
+    runner: _FitRunner,
+    tasks: list[_FitTask],
+    finished: Callable[[_FitTask, dict[str, Any]], list[_FitTask]],
+    fit_context: FitContext | None,
+    threads: int,
+    jobs: int,
+) -> None:
+    """The tasks over ``jobs`` spawned processes (no torch or OpenMP state crosses a fork).
+
+    Families that train in epochs go first, the longest fits. The parent opens a task's
+    ``fit_context`` when the worker says it started and feeds it the worker's epochs, so each running
+    fit has its own bar; a task whose start message comes after its result is opened and closed at once.
+    """
+    import multiprocessing
+    import queue as queue_module
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .tuning import stops_early
+
+    def cost(task: _FitTask) -> int:
+        factory = runner.specs[task.spec_index].factory
+        return 0 if isinstance(factory, type) and stops_early(factory) else 1
+
+    ctx = multiprocessing.get_context("spawn")
+    events = ctx.Queue()
+    report = fit_context is not None
+    opened: dict[int, tuple[ExitStack, ProgressCallback | None]] = {}
+    by_id: dict[int, _FitTask] = {}
+
+    def open_task(task_id: int) -> tuple[ExitStack, ProgressCallback | None]:
+        if task_id not in opened:
+            stack = ExitStack()
+            opened[task_id] = (stack, stack.enter_context(_context(fit_context, runner, by_id[task_id])))
+        return opened[task_id]
+
+    def drain() -> None:
+        while True:
+            try:
+                task_id, kind, payload = events.get_nowait()
+            except queue_module.Empty:
+                return
+            if task_id not in by_id:  # its result came first and its bar is closed
+                continue
+            _, progress = open_task(task_id)
+            if kind == "epoch" and progress is not None:
+                progress(*payload)
+
+    try:
+        with ProcessPoolExecutor(
+            max_workers=jobs, mp_context=ctx, initializer=_init_fit_worker, initargs=(runner, events, threads)
+        ) as pool:
+            futures: dict[Any, int] = {}
+            ids = itertools.count()
+
+            def submit(new: list[_FitTask]) -> None:
+                for task in sorted(new, key=cost):
+                    task_id = next(ids)
+                    by_id[task_id] = task
+                    futures[pool.submit(_fit_in_worker, task_id, task, report)] = task_id
+
+            submit(tasks)
+            pending = set(futures)
+            try:
+                while pending:
+                    complete, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    drain()
+                    for future in complete:
+                        task_id = futures.pop(future)
+                        out = future.result()
+                        stack, _ = open_task(task_id)
+                        stack.close()
+                        task = by_id.pop(task_id)
+                        before = set(futures)
+                        submit(finished(task, out))
+                        pending |= set(futures) - before
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    except BrokenProcessPool as e:
+        raise RuntimeError(
+            "an evaluate worker process died (out of memory?); rerun with fewer --jobs (1 runs every fit here)"
+        ) from e
+    finally:
+        for stack, _ in opened.values():
+            stack.close()
 
 
 def _without_oversized_ease(specs: list[ModelSpec], n_items: int) -> list[ModelSpec]:

@@ -41,6 +41,11 @@ def training_threads() -> int:
     return 1 if cores <= 2 else cores // 2
 
 
+def evaluation_jobs() -> int:
+    """Fits ``evaluate`` runs at once: the cores divided by :func:`training_threads` (2 on 2 cores), at least 1."""
+    return max(1, (os.cpu_count() or 1) // training_threads())
+
+
 @contextlib.contextmanager
 def training_torch_threads(n: int | None = None) -> Iterator[int]:
     """Run the block with ``n`` (default :func:`training_threads`) torch and numba threads; restores both.

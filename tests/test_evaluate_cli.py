@@ -30,6 +30,11 @@ def env(tmp_path, monkeypatch, small):
     return tmp_path
 
 
+def evaluate_here(*argv: str) -> int:
+    """``evaluate`` in this process (--jobs 1), so that spies and registered fakes see every fit."""
+    return cli.main(["evaluate", *argv, "--heldout-users", str(H), "--jobs", "1"])
+
+
 class FakeTorchFamily(Popularity):
     """Popularity that trains in 'epochs' like the torch families: records what its fits were given."""
 
@@ -68,7 +73,7 @@ def test_grid_is_fitted_only_on_the_first_seeds_split_and_its_choice_used_for_ev
         return real_fit(self, train, validation, progress)
 
     monkeypatch.setattr(EASE, "_fit", spy)
-    assert cli.main(["evaluate", "--models", "ease", "--seeds", "2,0,1", "--heldout-users", str(H)]) == 0
+    assert evaluate_here("--models", "ease", "--seeds", "2,0,1") == 0
     train_of = {s: strong_generalization_split(small, s, H).train.fingerprint for s in (0, 1, 2)}
     grid = len(tuning.EASE_L2)
     on = {s: [l2 for l2, fp in fits if fp == train_of[s]] for s in train_of}
@@ -102,7 +107,7 @@ def test_evaluate_runs_under_the_training_thread_limit(env, monkeypatch) -> None
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        assert cli.main(["evaluate", "--models", "fake_torch", "--seeds", "0,1", "--heldout-users", str(H)]) == 0
+        assert evaluate_here("--models", "fake_torch", "--seeds", "0,1") == 0
         assert torch.get_num_threads() == 2  # restored afterwards
     finally:
         torch.set_num_threads(before)
@@ -112,7 +117,7 @@ def test_evaluate_runs_under_the_training_thread_limit(env, monkeypatch) -> None
 def test_epoch_families_train_with_a_cap_and_patience_on_validation_users(env, capsys, monkeypatch) -> None:
     monkeypatch.setitem(MODEL_CLASSES, "fake_torch", FakeTorchFamily)
     FakeTorchFamily.fits = []
-    assert cli.main(["evaluate", "--models", "fake_torch", "--seeds", "3,4", "--heldout-users", str(H)]) == 0
+    assert evaluate_here("--models", "fake_torch", "--seeds", "3,4") == 0
     fits = FakeTorchFamily.fits
     assert [(f["epochs"], f["patience"]) for f in fits] == [(100, 5), (100, 5)]
     assert all(f["validation"] and f["progress"] for f in fits)  # early stopping data + the epoch bar
@@ -140,3 +145,65 @@ def test_no_search_fits_each_grids_first_point_only() -> None:
     assert all(len(full[n].grid) > 1 for n in full)  # the zoo's grids, the same table
     assert all(quick[n].grid == full[n].grid[:1] and quick[n].params == full[n].params for n in full)
     assert cli.build_parser().parse_args(["evaluate", "--no-search"]).search is False
+
+
+def _recording_context(events: list):
+    """A fit_context that records each fit's opening, epochs and closing."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def fit_context(stage, spec, seed, params):
+        key = (stage, spec.name, seed, tuple(sorted(params.items())))
+        events.append(("open", key))
+        yield lambda epoch, elapsed, info: events.append(("epoch", key))
+        events.append(("close", key))
+
+    return fit_context
+
+
+def test_worker_processes_give_the_same_rows_and_a_bar_per_fit(small) -> None:
+    """--jobs 2 spreads the grid and the seeds over two spawned processes: same rows, every fit shown."""
+    from recsys.evaluate import ModelSpec
+    from recsys.models.multvae import MultVAE
+
+    specs = [
+        *cli._model_specs(["popularity", "ease"]),
+        ModelSpec("multvae", MultVAE, {"epochs": 3, "patience": 2}, ({"beta_max": 0.2}, {"beta_max": 0.1})),
+    ]
+    here, there = [], []
+    one = run_protocol(small, specs, [0, 1], n_heldout_users=H, fit_context=_recording_context(here), jobs=1)
+    two = run_protocol(small, specs, [0, 1], n_heldout_users=H, fit_context=_recording_context(there), jobs=2)
+    cols = ["model", "seed", "recall@20", "ndcg@100", "params", "validation_trials", "best_epoch", "epochs_run"]
+    keep = ["model", "seed", "recall@20", "ndcg@100", "params", "best_epoch", "epochs_run"]
+    assert one[keep].fillna(-1).equals(two[keep].fillna(-1))
+    strip = lambda trials: [{k: v for k, v in t.items() if k != "fit_s"} for t in trials]
+    assert one["validation_trials"].map(strip).tolist() == two["validation_trials"].map(strip).tolist()
+    assert set(cols) <= set(two.columns)
+    # every fit (7 EASE + 2 Multi-VAE grid points, 3 models x 2 seeds) opened once and closed once
+    for events in (here, there):
+        opened = [k for kind, k in events if kind == "open"]
+        assert len(opened) == len(set(opened)) == len(tuning.EASE_L2) + 2 + 6
+        assert sorted(opened) == sorted(k for kind, k in events if kind == "close")
+    # the workers' epochs reach the parent's bars (the last may race its result and be dropped)
+    epochs = [k for kind, k in there if kind == "epoch"]
+    assert {k[1] for k in epochs} == {"multvae"} and len(epochs) >= 6
+
+
+def test_a_failing_fit_in_a_worker_stops_the_run_with_its_error(small) -> None:
+    from recsys.evaluate import ModelSpec
+
+    specs = [ModelSpec("ease", EASE, {}, ({"l2": -1.0}, {"l2": 50.0}))]
+    with pytest.raises(ValueError, match="l2"):
+        run_protocol(small, specs, [0], n_heldout_users=H, jobs=2)
+
+
+def test_jobs_default_to_what_the_cores_hold(monkeypatch) -> None:
+    monkeypatch.delenv(threads.ENV, raising=False)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    assert threads.evaluation_jobs() == 2  # 1 thread per fit on 2 cores
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 16)
+    assert threads.evaluation_jobs() == 2  # 8 threads per fit
+    monkeypatch.setenv(threads.ENV, "1")
+    assert threads.evaluation_jobs() == 16
+    with pytest.raises(cli.CliError, match="--jobs"):
+        cli.cmd_evaluate(cli.build_parser().parse_args(["evaluate", "--jobs", "0"]))
