@@ -9,14 +9,16 @@ same command line
 
     python -m recsys evaluate --dataset csv:FOLDER --models popularity,ease,svd,multvae,flow --seeds 0,1,2
 
-three times (the new command with and without ``--no-search``, then the old one), each in a fresh
-subprocess with the same environment (``$RECSYS_TORCH_THREADS`` and the ``*_NUM_THREADS`` variables
-removed, so each command uses its own thread policy):
+four times (the new command, the new command with ``--jobs 1`` and with ``--no-search``, then the
+old one), each in a fresh subprocess with the same environment (``$RECSYS_TORCH_THREADS`` and the
+``*_NUM_THREADS`` variables removed, so each command uses its own thread policy):
 
 - **new**: this checkout: torch, numba and BLAS limited by ``recsys.threads`` (1 thread on <= 2
   cores), settings from ``recsys/tuning.py`` (torch families ``epochs`` <= 100 with patience 5);
   every family's grid tried once, on seed 0's validation users (EASE 7 points, SVD 2, Multi-VAE 5,
   Flow 2), the chosen point used for seeds 0-2.
+- **new --jobs 1**: the same, every fit in one process one after another (the command before
+  ``--jobs``; the default spreads the fits over 2 worker processes on 2 cores).
 - **new --no-search**: the same with each family's first grid point only (no validation search).
 - **old**: ``recsys/`` of ``--old-rev`` (the commit before the change), extracted with
   ``git archive`` into a temporary folder and run from there with the same interpreter: default
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = {}
         variants = {"new --no-search": ["--no-search"]}
         if not args.skip_search:
-            variants = {"new": [], **variants}
+            variants = {"new": [], "new --jobs 1": ["--jobs", "1"], **variants}
         for name, extra in variants.items():
             print(f"{name} ...", file=sys.stderr, flush=True)
             runs[name] = timed([sys.executable, "-m", "recsys", *command, *extra], ROOT, env, timeout=3600)
@@ -154,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     def loads(values: tuple[float, ...]) -> str:
         return " / ".join(f"{v:.1f}" for v in values)
 
-    what = {"new": "new (this checkout; grid search)", "new --no-search": "new, `--no-search` (first grid point)"}
+    what = {
+        "new": "new (this checkout; grid search; default --jobs)",
+        "new --jobs 1": "new, `--jobs 1` (every fit in one process, as before --jobs)",
+        "new --no-search": "new, `--no-search` (first grid point)",
+    }
     lines = ["| command | wall | CPU (user + sys) | load 1 / 5 / 15 min before → after |", "|---|---|---|---|"]
     for name, r in runs.items():
         label = what.get(name, f"old (`{args.old_rev}`)")
@@ -169,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(
                 f"| **ratio {name} / old** | {bound}{runs[name]['wall_s'] / old['wall_s']:.3f} | {cpu_ratio} | |"
             )
+    if "new" in runs and "new --jobs 1" in runs and runs["new --jobs 1"]["rc"] == 0:
+        r = runs["new"]["wall_s"] / runs["new --jobs 1"]["wall_s"]
+        lines.append(f"| **ratio new / new --jobs 1** | {r:.3f} | | |")
     table = "\n".join(lines)
     verdicts = [
         f"`{name}` {'met' if runs[name]['rc'] == 0 and runs[name]['wall_s'] < GOAL_S else 'NOT met'}"
@@ -188,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
             "default thread pools, EASE's grid re-chosen per seed, torch families at their class defaults "
             "(Multi-VAE 20 epochs, Flow 40 + 40 flow epochs). New = thread limits of `recsys.threads`, "
             "settings of `recsys/tuning.py` (torch: at most 100 epochs, patience 5), each family's grid tried "
-            "once on seed 0's validation users; `--no-search` fits each family's first grid point only.",
+            "once on seed 0's validation users; `--no-search` fits each family's first grid point only. "
+            "`new` runs its fits in `--jobs` worker processes (default: cores / threads per fit: 2 here); "
+            "`--jobs 1` runs them one after another in one process. The rows do not depend on --jobs.",
             *outputs,
             *[line for n in args.note for line in ("", n)],
         ]
