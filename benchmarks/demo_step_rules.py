@@ -7,7 +7,8 @@ The demo's first start would spend 20-45 s a latent model choosing the rule
 seeds and settings), so the rules are chosen here once, on the models of the demo registry
 (``models_store/``), and committed in :data:`recsys.defaults.DEFAULT_MODELS`. Rerun this after
 changing a default model or the rule's grid, and paste the printed rules there. Writes
-``benchmarks/results/steering/demo_step_rules.md``.
+``benchmarks/results/steering/demo_step_rules.md`` (with ``--models A,B``: only those models, written
+to ``demo_step_rules_A_B.md``).
 """
 
 from __future__ import annotations
@@ -34,13 +35,20 @@ from recsys.threads import training_torch_threads  # noqa: E402
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--users", type=int, default=200, help="validation users (default 200)")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "steering" / "demo_step_rules.md"))
+    p.add_argument("--models", help="only these default model ids (comma-separated); default: every latent one")
+    p.add_argument("--out", help="result file (default: results/steering/demo_step_rules[_IDS].md)")
     args = p.parse_args()
+    only = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    if args.out is None:
+        suffix = "_" + "_".join(only) if only else ""
+        args.out = str(ROOT / "benchmarks" / "results" / "steering" / f"demo_step_rules{suffix}.md")
     registry = Registry()
     data = default_dataset()
     rows, parts = [], []
     with training_torch_threads():
         for spec in DEFAULT_MODELS:
+            if only is not None and spec.model_id not in only:
+                continue
             loaded = registry.load(spec.model_id)
             steerer = Steerer.from_loaded(loaded)
             if not steerer.latent:

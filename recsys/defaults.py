@@ -79,7 +79,9 @@ _EARLY = {"epochs": 100, "patience": 5}
 DEFAULT_MODELS: list[DefaultModel] = [
     DefaultModel("popularity-synthetic", "popularity"),
     DefaultModel("ease-synthetic", "ease", {"l2": 50.0}),
-    DefaultModel("dlae-synthetic", "dlae", {"latent_dim": 1024, "dropout": 0.67, "l2": 10.0}, _rule(0.0)),
+    DefaultModel(
+        "dlae-synthetic", "dlae", {"latent_dim": 1024, "dropout": 0.67, "l2": 50.0, "emphasis": True}, _rule(0.0)
+    ),
     DefaultModel("svd-synthetic", "svd", {"n_factors": 128}, _rule(0.1)),
     DefaultModel("mlp-synthetic", "mlp", {**_EARLY, "latent_dim": 64, "hidden_dim": 256, "dropout": 0.5}, _rule(0.0)),
     DefaultModel(
