@@ -306,9 +306,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     jobs = evaluation_jobs() if args.jobs is None else args.jobs
     outer, fit_context = _evaluation_bars(len(seeds) * len(specs))
     try:
-        results = run_protocol(
-            ds, specs, seeds, n_heldout_users=args.heldout_users, fit_context=fit_context, jobs=jobs
-        )
+        results = run_protocol(ds, specs, seeds, n_heldout_users=args.heldout_users, fit_context=fit_context, jobs=jobs)
     finally:
         outer.close()
     table = format_table(summarize(results))
