@@ -688,7 +688,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tune-seed", type=int, default=0, help="split whose validation users choose the grid point")
     p.add_argument("--no-ratio", dest="ratio", action="store_false", help="skip the Multi-VAE/VAECF epoch timing")
     p.add_argument(
-        "--work-dir", default=str(ROOT / ".cache" / "accuracy_zoo"), help="per-family JSON (reruns skip done ones)"
+        "--work-dir",
+        default=str(ROOT / ".cache" / "accuracy_zoo"),
+        help="parent of the per-data-set folders of per-family JSON: DIR/DATASET/*.json (reruns skip done ones)",
     )
     p.add_argument("--extra-notes", help="a markdown file appended to the result's notes")
     p.add_argument("--out", help="markdown result file (written with the families done so far)")
