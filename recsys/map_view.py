@@ -38,7 +38,8 @@ OTHER = "other"
 #: places relative to their centroids at any width or zoom).
 HEIGHT_PX = 720
 PLOT_WIDTH_PX = 760
-MARGIN = {"t": 10, "b": 10, "l": 10, "r": 10}
+#: The top margin leaves plotly's toolbar (modebar) a strip of its own above the legends' titles.
+MARGIN = {"t": 34, "b": 10, "l": 10, "r": 10}
 #: Label geometry used by :func:`place_labels` (12 px font): width per character, padding, height.
 CHAR_PX, PAD_PX, LABEL_H_PX, LABEL_GAP_PX = 7.0, 8.0, 18.0, 3.0
 #: Names of the person's traces (the browser test looks for the first).
