@@ -32,7 +32,7 @@ from .evaluate import evaluate_on_users
 from .model_extras import compute_extras
 from .models import get_model_class
 from .models.base import Recommender
-from .registry import Registry
+from .registry import Registry, RegistryError
 from .steering.calibration import StepRule
 from .threads import positive_int_from_env, training_torch_threads
 
@@ -60,6 +60,9 @@ class DefaultModel:
     #: ``python benchmarks/demo_step_rules.py`` (the demo's first start skips choosing it). None:
     #: chosen on validation users while building (about 20-45 s a latent model on 2 cores).
     step_rule: dict[str, float] | None = None
+    #: Id of a default "mlp" model whose network stands in for this MLP+flow's first stage (the same
+    #: training, see :meth:`MLPFlowRecommender.reuse_mlp`), when it is already in the registry.
+    mlp_from: str | None = None
 
 
 #: tune+post's step rules of the demo's latent models (``StepRule`` base/scale/offset), chosen on
@@ -89,7 +92,11 @@ DEFAULT_MODELS: list[DefaultModel] = [
     ),
     DefaultModel("flow-synthetic", "flow", {**_EARLY, "embedding_dim": 128}, _rule(0.2)),
     DefaultModel(
-        "mlp_flow-synthetic", "mlp_flow", {**_EARLY, "latent_dim": 64, "hidden_dim": 256, "dropout": 0.5}, _rule(0.1)
+        "mlp_flow-synthetic",
+        "mlp_flow",
+        {**_EARLY, "latent_dim": 64, "hidden_dim": 256, "dropout": 0.5},
+        _rule(0.1),
+        mlp_from="mlp-synthetic",
     ),
 ]
 
@@ -141,6 +148,8 @@ def _fit_and_save(
     on_map: Callable[[int, float, dict], None] | None = None,
 ) -> str:
     model = cls(**spec.params)
+    if spec.mlp_from is not None:
+        _reuse_stored_mlp(model, spec.mlp_from, split, registry)
     t0 = time.perf_counter()
     model.fit(split.train, validation=(split.val_foldin, split.val_holdout), progress=on_epoch)
     fit_seconds = time.perf_counter() - t0
@@ -168,6 +177,25 @@ def _fit_and_save(
     )
     logger.info("saved %s: ndcg@100=%.4f recall@20=%.4f", spec.model_id, metrics["ndcg@100"], metrics["recall@20"])
     return spec.model_id
+
+
+def _reuse_stored_mlp(model: Recommender, model_id: str, split: StrongSplit, registry: Registry) -> bool:
+    """Let an MLP+flow take its first stage from the stored ``model_id``, if that was trained on this
+    split's training users with the same stage-1 settings; otherwise it trains the stage itself."""
+    try:
+        stored = registry.load(model_id)
+    except RegistryError as e:  # not built yet (or by another worker still), damaged, ...
+        logger.info("%s: training its MLP stage itself (%s)", model_id, e)
+        return False
+    if stored.manifest["dataset"]["fingerprint"] != split.train.fingerprint:
+        logger.info("%s was trained on other data: training the MLP stage itself", model_id)
+        return False
+    try:
+        model.reuse_mlp(stored.model)
+    except (AttributeError, ValueError) as e:
+        logger.info("cannot reuse %s: %s", model_id, e)
+        return False
+    return True
 
 
 def build_default_registry(

@@ -203,3 +203,34 @@ def test_build_jobs_default_and_override(monkeypatch) -> None:
     monkeypatch.setenv(defaults.BUILD_JOBS_ENV, "zero")
     with pytest.raises(ValueError, match="RECSYS_BUILD_JOBS"):
         defaults.build_jobs()
+
+
+def test_mlp_flow_takes_its_mlp_stage_from_the_stored_mlp(tmp_path: Path, small, monkeypatch) -> None:
+    """The build trains the MLP once: MLP+flow reuses the stored "mlp" model's network (same scores),
+    and trains its MLP stage itself when that model is missing or was trained with other settings."""
+    from recsys.models.mlp_flow import MLPFlowRecommender
+
+    net = {"epochs": 6, "patience": 3, "latent_dim": 8, "hidden_dim": 32}
+    models = [
+        DefaultModel("mlp-small", "mlp", net),
+        DefaultModel("mlp_flow-small", "mlp_flow", {**net, "flow_epochs": 5}, mlp_from="mlp-small"),
+        DefaultModel("mlp_flow-other", "mlp_flow", {**net, "hidden_dim": 16, "flow_epochs": 5}, mlp_from="mlp-small"),
+        DefaultModel("mlp_flow-orphan", "mlp_flow", {**net, "flow_epochs": 5}, mlp_from="not-built"),
+    ]
+    trained: list[int] = []
+    real = MLPFlowRecommender._train_mlp
+
+    def spy(self, x, validation, progress):
+        trained.append(int(self.hidden_dim))
+        return real(self, x, validation, progress)
+
+    monkeypatch.setattr(MLPFlowRecommender, "_train_mlp", spy)
+    registry = Registry(tmp_path)
+    built = build_default_registry(registry, dataset=small, models=models, reducer_factory=None)
+    assert built == [m.model_id for m in models]
+    assert trained == [16, 32]  # the other settings and the orphan trained their own; the match did not
+    split = strong_generalization_split(small, defaults.SPLIT_SEED)
+    mlp, flow = registry.load("mlp-small").model, registry.load("mlp_flow-small").model
+    assert (flow.score(split.test_foldin) == mlp.score(split.test_foldin)).all()
+    stages = [r["stage"] for r in flow.training_log_]
+    assert stages[0] == "mlp" and stages[-1] == "flow" and stages.count("mlp") == len(mlp.training_log_)

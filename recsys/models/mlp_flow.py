@@ -36,11 +36,11 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .base import ProgressCallback, Validation, as_csr, register
+from .base import ProgressCallback, Recommender, Validation, as_csr, register
 from .flow import fit_flow_ml
 from .flow_layers import Glow, gaussianity
 from .mlp import MLPNet
-from .torch_utils import TorchLatentRecommender, train_epochs
+from .torch_utils import VAL_KEY, TorchLatentRecommender, train_epochs
 
 
 class MLPFlowNet(nn.Module):
@@ -203,9 +203,41 @@ class MLPFlowRecommender(TorchLatentRecommender):
             flow = Glow(int(self.latent_dim), int(self.n_flow_steps), int(self.coupling_hidden), seed=int(self.seed))
         return MLPFlowNet(mlp, flow)
 
+    #: Parameters that decide stage 1 (the MLP): a trained "mlp" model with the same values is what
+    #: stage 1 would produce, so :meth:`reuse_mlp` may stand in for it.
+    mlp_stage_params = (
+        "latent_dim", "hidden_dim", "hidden_layers", "dropout", "latent_activation", "loss", "focal_gamma",
+        "pos_weight", "epochs", "batch_size", "lr", "weight_decay", "patience", "seed",
+    )  # fmt: skip
+
+    def reuse_mlp(self, mlp: Recommender) -> MLPFlowRecommender:
+        """Skip stage 1 at the next ``fit``: take the network of ``mlp``, an "mlp" model fitted on the
+        same training data with the same :data:`mlp_stage_params`.
+
+        Stage 1 is exactly how the "mlp" family trains (same network, initialisation, dropout draws and
+        early stopping), so a fitted "mlp" model is what stage 1 would produce; reusing it saves the
+        larger part of the fit (the demo's first build trains both). Parameters that differ raise a
+        ValueError; the data is the caller's to match (``fit`` checks the number of items). Returns self.
+        """
+        from .mlp import MLPRecommender
+
+        if not isinstance(mlp, MLPRecommender) or getattr(mlp, "module_", None) is None:
+            raise ValueError(f"reuse_mlp needs a fitted MLPRecommender, got {type(mlp).__name__}")
+        theirs = mlp.get_params()
+        differ = [k for k in self.mlp_stage_params if theirs.get(k) != getattr(self, k)]
+        if differ:
+            shown = ", ".join(f"{k}={theirs.get(k)!r} (here {getattr(self, k)!r})" for k in differ)
+            raise ValueError(f"the MLP was trained with other stage-1 parameters: {shown}")
+        self._reused_mlp = mlp
+        return self
+
     # ---- training ------------------------------------------------------------------------
     def _train(self, x: sp.csr_matrix, validation: Validation | None, progress: ProgressCallback | None) -> None:
-        log = self._train_mlp(x, validation, progress)
+        reused, self._reused_mlp = getattr(self, "_reused_mlp", None), None
+        if reused is not None:
+            log = self._take_mlp(reused)
+        else:
+            log = self._train_mlp(x, validation, progress)
         best_epoch = self.best_epoch_
         self.module_.eval()  # no input dropout while encoding codes; fit_flow_ml trains only the flow
         mlp = self.module_.mlp
@@ -252,6 +284,19 @@ class MLPFlowRecommender(TorchLatentRecommender):
         )
         for row in log:
             row["stage"] = "mlp"
+        return log
+
+    def _take_mlp(self, mlp: Recommender) -> list[dict]:
+        """Stage 1 from a fitted "mlp" model: its weights, training log and best epoch."""
+        if mlp.n_items_ != self.n_items_:
+            raise ValueError(f"the MLP to reuse scores {mlp.n_items_} items, this data has {self.n_items_}")
+        self.module_.mlp.load_state_dict(mlp.module_.state_dict())
+        log = [{**row, "stage": "mlp"} for row in (mlp.training_log_ or [])]
+        best = getattr(mlp, "best_epoch_", None)
+        if best is None and log:  # a model loaded from the registry keeps its log, not best_epoch_
+            scored = [r for r in log if r.get(VAL_KEY) is not None]
+            best = max(scored, key=lambda r: r[VAL_KEY])["epoch"] if scored else log[-1]["epoch"]
+        self.best_epoch_ = best
         return log
 
     # ---- inference -----------------------------------------------------------------------

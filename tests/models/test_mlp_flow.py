@@ -105,3 +105,46 @@ def test_flow_without_validation_runs_all_epochs() -> None:
 def test_bad_params_are_refused_at_fit(kw: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         small_mlp_flow(**kw).fit(contract_split().train)
+
+
+def _fitted_mlp() -> MLPRecommender:
+    split = contract_split()
+    return MLPRecommender(**MLP_PARAMS).fit(split.train, validation=(split.val_foldin, split.val_holdout))
+
+
+def test_reusing_a_fitted_mlp_gives_the_model_a_full_fit_gives(fitted: MLPFlowRecommender, tmp_path) -> None:
+    """Stage 1 taken from a fitted "mlp" model (here: after a registry round trip, as the demo's build
+    does): the same weights, flow and stage-1 log as training both stages, without training stage 1."""
+    from recsys.registry import Registry
+
+    split = contract_split()
+    registry = Registry(tmp_path)
+    registry.save(_fitted_mlp(), dataset=split.train, model_id="mlp-small")
+    stored = registry.load("mlp-small").model
+    assert getattr(stored, "best_epoch_", None) is None  # the registry keeps the log, not best_epoch_
+    reused = small_mlp_flow().reuse_mlp(stored).fit(split.train, validation=(split.val_foldin, split.val_holdout))
+    full, again = fitted.module_.state_dict(), reused.module_.state_dict()
+    assert full.keys() == again.keys()
+    for name in full:
+        np.testing.assert_allclose(again[name].numpy(), full[name].numpy(), atol=1e-6, err_msg=name)
+    assert reused.best_epoch_ == fitted.best_epoch_
+    drop = ("seconds",)
+    strip = lambda log: [{k: v for k, v in r.items() if k not in drop} for r in log]
+    assert strip(reused.training_log_) == strip(fitted.training_log_)
+    np.testing.assert_allclose(reused.encode(split.test_foldin), fitted.encode(split.test_foldin), atol=1e-5)
+    # the reuse is spent by that fit: a refit trains stage 1 again
+    assert reused._reused_mlp is None
+
+
+def test_reuse_refuses_an_mlp_trained_differently() -> None:
+    mlp = _fitted_mlp()
+    with pytest.raises(ValueError, match=r"hidden_dim=64 \(here 32\)"):
+        small_mlp_flow(hidden_dim=32).reuse_mlp(mlp)
+    with pytest.raises(ValueError, match="fitted MLPRecommender"):
+        small_mlp_flow().reuse_mlp(MLPRecommender(**MLP_PARAMS))
+    other = contract_split()
+    with pytest.raises(ValueError, match="items"):
+        from recsys.data.synthetic import generate_synthetic
+
+        wider = generate_synthetic(n_users=120, n_items=other.train.n_items + 7, n_artists=20, n_tags=5, seed=1)
+        small_mlp_flow().reuse_mlp(mlp).fit(wider)
