@@ -42,6 +42,12 @@ PLACEMENT = (
     "the mean of their map positions, weighted by inverse latent distance. A stored point lands exactly "
     "where it is; a point moving through the latent space moves smoothly across the map."
 )
+DIRECTION_PLACEMENT = (
+    "On this map of directions your point and tuned path are placed by what the model recommends instead: "
+    "at the mean map position of the 20 songs it ranks highest for that point (your picks left out). In "
+    "its many dimensions a tuned point stays nearest the same stored points while its list changes, so the "
+    "nearest-neighbour rule would keep the path still; the tag centroids keep that rule."
+)
 
 #: The trajectory's alphas (the drawn line) and the map's α slider (its steps: the star's positions).
 MAX_MAP_ALPHA = 4.0
@@ -68,7 +74,7 @@ def _layers(registry, model_id: str, params, show_users: bool, show_items: bool,
     return _layers_cached(str(registry.root), model_id, sig, params, show_users, show_items, noun)
 
 
-def _map(layers, latent_map, model, picks, tags, path_z, path_xy, tuned_alpha: float) -> None:
+def _map(layers, latent_map, model, picks, tags, path_z, path_xy, tuned_alpha: float, picked) -> None:
     """The map, with the α slider inside the figure (plotly's own: a move is drawn in the browser, no rerun).
 
     The tuned point is linear in α (``z(α) = z(0) + α d``, ``Steerer.trajectory``), so the star's point at
@@ -78,7 +84,9 @@ def _map(layers, latent_map, model, picks, tags, path_z, path_xy, tuned_alpha: f
     step_xy = None
     if tags:
         direction = (path_z[-1] - path_z[0]) / (ALPHAS[-1] - ALPHAS[0])
-        step_xy = latent_map.place_latent(model, path_z[0][None, :] + STEP_ALPHAS[:, None] * direction[None, :])
+        step_xy = latent_map.place_path(
+            model, path_z[0][None, :] + STEP_ALPHAS[:, None] * direction[None, :], exclude=picked
+        )
     now_alpha = round(round(tuned_alpha / ALPHA_STEP) * ALPHA_STEP, 2) if tags else None
     now_xy = step_xy[int(round(now_alpha / ALPHA_STEP))] if tags else None
     fig = map_figure(
@@ -201,7 +209,8 @@ with page_guard("latent_space"):
         path_z = steerer.trajectory(picks, tags, ALPHAS)
     elif picks:
         path_z = steerer.model.encode(steerer.history(picks))
-    path_xy = latent_map.place_latent(steerer.model, path_z) if path_z is not None else None
+    picked = steerer.history(picks).indices if picks else None
+    path_xy = latent_map.place_path(steerer.model, path_z, exclude=picked) if path_z is not None else None
     layers = _layers(registry, model_id, params, show_users, show_items, noun)
 
     view = {"model": model_id, "users": str(int(show_users)), "items": str(int(show_items))}
@@ -213,17 +222,22 @@ with page_guard("latent_space"):
         view |= {"tags": format_tags_param(tags), "alpha": f"{tuned_alpha:.4g}"}
     st.query_params.from_dict(view)
 
-    _map(layers, latent_map, steerer.model, picks, tags, path_z, path_xy, tuned_alpha)
+    _map(layers, latent_map, steerer.model, picks, tags, path_z, path_xy, tuned_alpha, picked)
 
     if tags and path_xy is not None:
         moved = path_share(path_xy, latent_map.item_coords)
         if moved < STILL_PATH_SHARE:
             here = next(s.dataset_name for s in ready if s.model_id == model_id)
             others = [s.model_id for s in ready if s.model_id != model_id and s.dataset_name == here]
+            why = (
+                f"the {noun}s it ranks highest stay in the same part of the map"
+                if latent_map.space == "direction"
+                else f"in this model's space your tuned point is far from every stored {noun} and listener, so "
+                "the nearest-neighbour placement (below) cannot follow it"
+            )
             st.info(
                 f"On this map your tuned path barely moves ({moved:.1%} of the map's size) although tuning "
-                "changes the Tuned list: in this model's space your tuned point is far from every stored "
-                f"{noun} and listener, so the nearest-neighbour placement (below) cannot follow it."
+                f"changes the Tuned list: {why}."
                 + (f" The maps of {', '.join(others[:3])} show the path." if others else "")
             )
     if not picks and not tags:
@@ -244,3 +258,5 @@ with page_guard("latent_space"):
         f"Colour: a {noun}'s first tag, a listener's most frequent tag."
     )
     st.markdown(PLACEMENT)
+    if latent_map.space == "direction":
+        st.markdown(DIRECTION_PLACEMENT)

@@ -324,3 +324,33 @@ def test_neighbour_tag_agreement_on_a_constructed_map():
         neighbour_tag_agreement(line, alt, k=6)
     with pytest.raises(ValueError, match="labels"):
         neighbour_tag_agreement(line, alt[:3], k=2)
+
+
+def test_a_persons_path_on_a_direction_map_sits_where_its_top_items_are(stub, ds):
+    """place_path: on a direction map, the mean position of the top_k mapped items by decode(z), picks
+    left out; on the other maps, place_latent."""
+    from recsys.projection import PATH_TOP_K
+
+    latent = _map(stub, ds, max_users=40)
+    z = item_points(stub, ds.n_items)[:5] + 0.1
+    np.testing.assert_array_equal(latent.place_path(stub, z), latent.place_latent(stub, z))
+
+    from dataclasses import replace
+
+    m = replace(latent, space="direction")  # what place_path reads: the items' map positions and the model
+    scores = stub.decode(z)
+    row = {int(i): r for r, i in enumerate(m.item_index)}
+    for k in (1, 3, PATH_TOP_K):
+        want = np.array([m.item_coords[[row[i] for i in np.argsort(-s) if i in row][:k]].mean(axis=0) for s in scores])
+        np.testing.assert_allclose(m.place_path(stub, z, top_k=k), want, atol=1e-5)
+    # the picks are not where the point is placed: the best item left out, the next ones used
+    best = int(np.argmax(scores[0]))
+    rest = [i for i in np.argsort(-scores[0]) if i in row and i != best][:3]
+    np.testing.assert_allclose(
+        m.place_path(stub, z[:1], exclude=np.array([best]), top_k=3)[0], m.item_coords[[row[i] for i in rest]].mean(0)
+    )
+    # a tuned path moving toward an item's code ends among that item's neighbours on the list
+    target = int(m.item_index[7])
+    path = z[0][None, :] + np.linspace(0, 50, 6)[:, None] * stub.w_[target][None, :]
+    placed = m.place_path(stub, path, top_k=1)
+    np.testing.assert_allclose(placed[-1], m.item_coords[7], atol=1e-6)
