@@ -20,6 +20,7 @@ from recsys.app_support import (
     require_router,
     steerable_statuses,
     steering_latency_ms,
+    stop_page,
 )
 from recsys.registry import RegistryError
 from recsys.steering import SteeringError
@@ -40,7 +41,7 @@ with page_guard("compare"):
     if table.empty:
         st.info("No usable model in the registry. Build the default models with:")
         st.code(build_command(), language="bash")
-        st.stop()
+        stop_page("compare")
 
     datasets = list(dict.fromkeys(table["data set"]))
     if st.session_state.get("cmp_dataset") not in datasets and current_person()["dataset"] in datasets:
@@ -156,7 +157,7 @@ with page_guard("compare"):
     picks, tags = person["picks"], person["tags"]
     if not picks:
         st.info("Pick songs on the **Recommend** page to compare every model's list for you here.")
-        st.stop()
+        stop_page("compare")
     same_items = [s for s in steerable if s.manifest["dataset"]["fingerprint"] == fp]
     lists, latency = {}, []
     for s in same_items:

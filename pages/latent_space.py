@@ -28,6 +28,7 @@ from recsys.app_support import (
     remember_person,
     remember_tuned_alpha,
     require_router,
+    stop_page,
 )
 from recsys.map_view import STILL_PATH_SHARE, map_figure, map_layers, map_points, path_share, prepared_figure
 from recsys.registry import Registry, RegistryError
@@ -112,7 +113,7 @@ with page_guard("latent_space"):
     if not ready:
         st.info("No latent model with a stored map in the registry. Build the default models with:")
         st.code(build_command() + " --force", language="bash")
-        st.stop()
+        stop_page("latent_space")
 
     ids = [s.model_id for s in ready]
     # ---- state from the URL, once per session (a shared link) ----------------------------------------
@@ -148,7 +149,7 @@ with page_guard("latent_space"):
         steerer = cached_steerer(registry, model_id)
     except (RegistryError, SteeringError) as e:
         st.error(f"{e}")
-        st.stop()
+        stop_page("latent_space")
     noun = loaded.manifest["dataset"].get("item_noun", "item")
     stored_umap = loaded.manifest["info"]["map"]["umap"]
     stored_layout = (int(stored_umap["n_neighbors"]), float(stored_umap["min_dist"]))

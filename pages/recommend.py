@@ -38,6 +38,7 @@ from recsys.app_support import (
     results_csv,
     sample_listener,
     steerable_statuses,
+    stop_page,
     strength_text,
     svd_partner,
 )
@@ -59,7 +60,7 @@ with page_guard("recommend"):
         else:
             st.info("No usable model in the registry. Build the default models with:")
             st.code(build_command(), language="bash")
-        st.stop()
+        stop_page("recommend")
 
     # ---- state from the URL, once per session ------------------------------------------------------
     qp = st.query_params
@@ -112,7 +113,7 @@ with page_guard("recommend"):
         steerer = cached_steerer(registry, model_id)
     except (RegistryError, SteeringError) as e:
         st.error(f"{e}")
-        st.stop()
+        stop_page("recommend")
 
     fp = loaded.manifest["dataset"]["fingerprint"]
     noun = loaded.manifest["dataset"].get("item_noun", "item")
@@ -239,7 +240,7 @@ with page_guard("recommend"):
             result = steerer.recommend(picks, weights, float(alpha), share=share, k=int(k))
         except SteeringError as e:
             st.error(f"{e}")
-            st.stop()
+            stop_page("recommend")
         if "tune" in result.lists:  # the Latent space page marks the tuned point the dial chose
             remember_tuned_alpha(result.lists["tune"].alpha)
 

@@ -17,6 +17,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -723,6 +724,17 @@ def render_marker(page: str) -> None:
     n = int(st.session_state.get(_RENDERED, 0)) + 1
     st.session_state[_RENDERED] = n
     st.html(f"<span class='recsys-rendered' data-page='{page}' data-run='{n}' hidden></span>")
+
+
+def stop_page(page: str) -> NoReturn:
+    """End the page's run here: its run marker, then ``st.stop()``.
+
+    Use it instead of a bare ``st.stop()`` inside :func:`page_guard`: an element written after
+    ``st.stop()`` never reaches the browser, so the guard's own marker for a stopped run was lost and the
+    browser tests' wait never ended (a fresh visit to Compare, which stops when there are no picks).
+    """
+    render_marker(page)
+    st.stop()
 
 
 # ---- Latent space ---------------------------------------------------------------------------------

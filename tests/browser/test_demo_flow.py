@@ -29,7 +29,7 @@ from tests.browser.app_server import (
     serve,
     wait_settled,
 )
-from tests.browser.helpers import runs
+from tests.browser.helpers import runs, watch_runs
 
 pytestmark = pytest.mark.browser
 
@@ -181,6 +181,15 @@ def test_demo_flow(chromium: Path, server: str, screenshot_dir: Path) -> None:
             page.get_by_role("heading", name="What if tags were incomplete?").scroll_into_view_if_needed()
             page.wait_for_timeout(500)
             page.screenshot(path=str(screenshot_dir / "compare_incomplete_tags.png"))
+
+            # a new session on Compare has no picks, so the page stops early; the run still ends with its
+            # marker (stop_page), so a browser can tell it is done
+            fresh = browser.new_page(viewport={"width": 1400, "height": 1300})
+            watch_runs(fresh)
+            fresh.goto(f"{server}/compare", timeout=TIMEOUT_MS)
+            wait_settled(fresh)
+            assert fresh.get_by_text("Pick songs on the Recommend page").first.is_visible()
+            check_no_exception(fresh, "Compare, new session")
         finally:
             browser.close()
     assert not js_errors, f"JavaScript errors in the page: {js_errors}"
