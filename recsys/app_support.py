@@ -684,11 +684,10 @@ def page_guard(page: str, *, marker: bool = True):
     """Wrap a page's body: an unexpected error becomes a message with what to try, never a traceback.
 
     ``st.stop`` / reruns pass through (they are not ``Exception``). The error is logged in full.
-    ``marker``: end a body that ran to its end (or stopped, or failed) with :func:`render_marker`; a
-    run interrupted by a rerun writes none.
+    ``marker``: end a body that ran to its end (or failed) with :func:`render_marker`; a body that stops
+    early writes its own with :func:`stop_page` (nothing written after ``st.stop()`` reaches the browser),
+    and a run interrupted by a rerun writes none.
     """
-    from streamlit.runtime.scriptrunner_utils.exceptions import StopException
-
     try:
         yield
     except Exception as e:
@@ -699,10 +698,6 @@ def page_guard(page: str, *, marker: bool = True):
             f"Something went wrong on this page ({type(e).__name__}: {e}). Reload the page; if it persists, "
             f"check the models on the **Models** page or rebuild them with `{BUILD_COMMAND}`."
         )
-    except StopException:
-        if marker:
-            render_marker(page)
-        raise
     if marker:
         render_marker(page)
 
