@@ -195,7 +195,7 @@ class _FitRunner:
         else:
             users = (split.test_foldin, split.test_holdout)
         model, fit_s, res = _fit_and_score(spec, _seeded(spec, task.params, task.seed), split, users, progress)
-        return {"metrics": res, "fit_s": fit_s, **_stopping(model)}
+        return {"metrics": res, "fit_s": fit_s, "stops": _stopping(model)}
 
 
 def run_protocol(
@@ -260,8 +260,7 @@ def run_protocol(
             return []
         i = task.spec_index
         score = out["metrics"][metric]
-        stops = {k: out[k] for k in ("best_epoch", "epochs_run") if k in out}
-        trials[i][task.point_index] = {"point": task.point, metric: score, "fit_s": out["fit_s"], **stops}
+        trials[i][task.point_index] = {"point": task.point, metric: score, "fit_s": out["fit_s"], **out["stops"]}
         logger.info("validation %s %s: %s=%.4f", specs[i].name, task.point, metric, score)
         return ready_after_grid(i) if all(t is not None for t in trials[i]) else []
 
@@ -291,7 +290,7 @@ def run_protocol(
                 "validation_trials": trials[i],
                 "tuned_on_seed": seeds[0],
                 "threads": n_threads,
-                **{k: out[k] for k in ("best_epoch", "epochs_run") if k in out},
+                **out["stops"],
             }
         )
     return pd.DataFrame(rows)
