@@ -395,23 +395,34 @@ def measure(page, url: str, slider_name: str, timing: Path, server_pid: int, *, 
         )
         if i < 2:
             continue
-        t_in, t_last = got["origin"] + got["input"], got["origin"] + got["last"]
-        runs = [r for r in _runs(timing) if t_in - 5 <= r["start"] <= t_last]
-        out.browser.append(got["last"] - got["input"])
-        out.server_process_cpu.append(cpu1[0] - cpu0[0])
-        out.chromium_cpu.append(cpu1[1] - cpu0[1])
+        runs = _record_move(out, got, cpu0, cpu1, timing)
         out.runs.append(len(runs))
         out.fragment_runs += sum(r["fragment"] for r in runs)
         if runs:
-            out.server.append(sum(r["script_end"] - r["start"] for r in runs))
-            out.cleanup.append(sum(r["end"] - r["script_end"] for r in runs))
-            out.server_cpu.append(sum(r["cpu"] for r in runs))
-            out.to_server.append(runs[0]["start"] - t_in)
-            out.after.append(t_last - runs[-1]["script_end"])
+            _record_runs(out, runs)
+            out.to_server.append(runs[0]["start"] - (got["origin"] + got["input"]))
+            out.after.append(got["origin"] + got["last"] - runs[-1]["script_end"])
     out.load.append(uptime())
     if page.locator("[data-testid='stException']").count():
         raise RuntimeError(f"the page shows a traceback after the moves: {url}")
     return out
+
+
+def _record_move(out: Moves, got: dict, cpu0: tuple, cpu1: tuple, timing: Path) -> list[dict]:
+    """One measured move's browser time and CPU into ``out``; returns the script runs that started in
+    its window (``got``: the page's input time, last change and time origin)."""
+    t_in, t_last = got["origin"] + got["input"], got["origin"] + got["last"]
+    out.browser.append(got["last"] - got["input"])
+    out.server_process_cpu.append(cpu1[0] - cpu0[0])
+    out.chromium_cpu.append(cpu1[1] - cpu0[1])
+    return [r for r in _runs(timing) if t_in - 5 <= r["start"] <= t_last]
+
+
+def _record_runs(out: Moves, runs: list[dict]) -> None:
+    """The server's share of a move: script time, cleanup and CPU summed over its runs."""
+    out.server.append(sum(r["script_end"] - r["start"] for r in runs))
+    out.cleanup.append(sum(r["end"] - r["script_end"] for r in runs))
+    out.server_cpu.append(sum(r["cpu"] for r in runs))
 
 
 def measure_plot_slider(page, timing: Path, server_pid: int, out: Moves, *, moves: int, quiet_ms: int) -> Moves:
@@ -446,15 +457,9 @@ def measure_plot_slider(page, timing: Path, server_pid: int, out: Moves, *, move
         )
         if i < 2:
             continue
-        t_in, t_last = got["origin"] + got["input"], got["origin"] + got["last"]
-        runs = [r for r in _runs(timing) if t_in - 5 <= r["start"] <= t_last]
-        out.browser.append(got["last"] - got["input"])
-        out.server_process_cpu.append(cpu1[0] - cpu0[0])
-        out.chromium_cpu.append(cpu1[1] - cpu0[1])
+        runs = _record_move(out, got, cpu0, cpu1, timing)
         out.runs.append(max(len(runs), got["started"] - started))
-        out.server.append(sum(r["script_end"] - r["start"] for r in runs))
-        out.cleanup.append(sum(r["end"] - r["script_end"] for r in runs))
-        out.server_cpu.append(sum(r["cpu"] for r in runs))
+        _record_runs(out, runs)  # none expected: a move without a run has a server time of 0
     out.load.append(uptime())
     return out
 
